@@ -1,0 +1,225 @@
+"""Typed records shared by the core and every plugin: conversations, specs and results.
+
+Everything here is a frozen dataclass so plugins can't mutate shared state by accident, and so specs
+are hashable and cheap to compare. Images are PIL images held in memory; records on disk never embed
+pixels.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # PIL is only needed by code that actually builds images.
+    from PIL.Image import Image
+
+    from harness.env import TextEnv
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPart:
+    """One piece of a message: text, or an image."""
+
+    type: Literal["text", "image"]
+    text: str = ""
+    image: Image | None = None
+
+    @staticmethod
+    def of_text(text: str) -> ContentPart:
+        return ContentPart("text", text=text)
+
+    @staticmethod
+    def of_image(image: Image) -> ContentPart:
+        return ContentPart("image", image=image)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: tuple[ContentPart, ...]
+
+    @staticmethod
+    def make(role: Role, text: str, images: Sequence[Image] = ()) -> Message:
+        """Images first, then the text: the layout chat templates of current VLMs expect."""
+        parts = tuple(ContentPart.of_image(im) for im in images)
+        return Message(role, (*parts, ContentPart.of_text(text)) if text or not parts else parts)
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if p.type == "text")
+
+    @property
+    def images(self) -> list[Image]:
+        return [p.image for p in self.content if p.type == "image" and p.image is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What an environment shows the model next.
+
+    ``new_context`` starts a fresh conversation (the first turn of an episode, or a task that re-prompts
+    with its full state each step, like V-IRL); otherwise the observation is appended as the next user
+    turn after the model's previous answer (verification-revision feedback).
+    """
+
+    text: str
+    images: tuple[Image, ...] = ()
+    new_context: bool = False
+    system: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A named evaluation split. ``options`` go to the task's env factory unchanged."""
+
+    name: str
+    description: str
+    distribution: Literal["id", "ood"] = "id"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A task-specific metric. Episodes report it in ``info['episode']['metrics']``.
+
+    kind ``rate``: a 0/1 per episode (Wilson interval); ``mean``: a float per episode (normal interval);
+    ``ratio``: a (hits, total) pair per episode, pooled over episodes (micro-average, Wilson interval).
+    """
+
+    name: str
+    description: str
+    kind: Literal["rate", "mean", "ratio"] = "mean"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task plugin's full description.
+
+    ``make_env(split, verify_iter=..., **task_args)`` returns a fresh :class:`harness.env.TextEnv`.
+    ``parse_answer`` exposes the answer parser on its own (fuzzing, tooling); the env uses it internally.
+    """
+
+    name: str
+    description: str
+    modality: Literal["text", "vision"]
+    splits: tuple[SplitSpec, ...]
+    make_env: Callable[..., TextEnv]
+    default_verify_iter: int = 1
+    metrics: tuple[MetricSpec, ...] = ()
+    parse_answer: Callable[[str], Any] | None = None
+    gym_id: str | None = None
+
+    def split(self, name: str) -> SplitSpec:
+        for s in self.splits:
+            if name == s.name or name in s.aliases:
+                return s
+        valid = ", ".join(s.name + (f" (alias {', '.join(s.aliases)})" if s.aliases else "") for s in self.splits)
+        raise KeyError(f"task {self.name!r} has no split {name!r}; valid splits: {valid}")
+
+
+# -------------------------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class GenParams:
+    temperature: float = 0.0
+    max_tokens: int = 512
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p,
+                "seed": self.seed}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One conversation to complete.
+
+    ``expert`` and ``random_answer`` are the task's own policies for the current state; only the baseline
+    backends (oracle, random) read them. Model backends see only ``messages``.
+    """
+
+    messages: tuple[Message, ...]
+    episode_seed: int
+    turn: int
+    expert: Callable[[], str] | None = None
+    random_answer: Callable[[random.Random], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None  # set when the backend gave up on this request (after its retries)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A model. ``generate`` completes a batch; backends that talk to remote APIs may also offer
+    ``async agenerate(request, params)`` and are then driven with a sliding window of episodes."""
+
+    def generate(self, requests: Sequence[Request], params: GenParams) -> list[Completion]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    description: str
+    factory: Callable[[Mapping[str, Any]], Backend]  # factory(model_args) -> Backend
+    default_batch_size: int = 16
+    extra: str | None = None  # the pip extra it needs, named in error messages
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A friendly name for a backend plus its arguments (``llama-3.2-vision`` -> hf + a checkpoint)."""
+
+    name: str
+    backend: str
+    model_args: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    name: str
+    description: str
+    run: Callable[..., Any]
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``harness eval`` produced: the run directory, its record, and the aggregated metrics."""
+
+    run_dir: str
+    record: Mapping[str, Any]
+    metrics: Mapping[str, MetricValue]
