@@ -181,7 +181,7 @@ def load_registry(extra_modules: Iterable[str] = (), *, entry_points: bool | Non
     owners: dict[tuple[str, str], str] = {}
     for kind, (hook_name, spec_type) in _KINDS.items():
         table: dict[str, Any] = getattr(reg, kind)
-        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
             info = by_name[impl.plugin_name]
             try:
                 specs = list(impl.function() or ())

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+import warnings
+
+import pytest
+
+from harness.plugins import PluginError, PluginWarning, load_registry
+
+
+def _module(name: str, source: str) -> str:
+    mod = types.ModuleType(name)
+    exec(compile(textwrap.dedent(source), name, "exec"), mod.__dict__)
+    sys.modules[name] = mod
+    return name
+
+
+def test_builtins_load_through_entry_points() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        reg = load_registry()
+    names = {p.name: p for p in reg.plugins}
+    assert names["baselines"].distribution == "harness"
+    assert {"oracle", "random"} <= set(reg.backends)
+    assert names["baselines"].registered["backends"] == ["oracle", "random"]
+
+
+def test_extra_module_registers_a_task() -> None:
+    reg = load_registry(["harness_toy.plugin"], entry_points=False)
+    assert reg.task("toy-add").split("big").name == "ood"
+    assert reg.plugins[0].registered == {"tasks": ["toy-add"]}
+
+
+def test_plugin_that_fails_to_import_is_named_and_skipped() -> None:
+    _module("broken_on_import_ok", "")
+    with pytest.warns(PluginWarning, match="no_such_plugin_mod"):
+        reg = load_registry(["no_such_plugin_mod", "harness_toy.plugin"], entry_points=False)
+    assert "toy-add" in reg.tasks
+    bad = next(p for p in reg.plugins if p.name == "no_such_plugin_mod")
+    assert "ModuleNotFoundError" in (bad.error or "")
+
+
+def test_plugin_raising_at_import_is_isolated() -> None:
+    sys.modules.pop("raises_at_import", None)
+    import importlib.abc
+    import importlib.machinery
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):  # type: ignore[no-untyped-def]
+            if name == "raises_at_import":
+                return importlib.machinery.ModuleSpec(name, self)
+            return None
+
+        def create_module(self, spec):  # type: ignore[no-untyped-def]
+            return None
+
+        def exec_module(self, module):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom in plugin")
+
+    finder = Finder()
+    sys.meta_path.insert(0, finder)
+    try:
+        with pytest.warns(PluginWarning, match=r"raises_at_import.*boom in plugin"):
+            reg = load_registry(["raises_at_import", "harness_toy.plugin"], entry_points=False)
+    finally:
+        sys.meta_path.remove(finder)
+    assert "toy-add" in reg.tasks
+
+
+def test_duplicate_names_are_an_error_naming_both() -> None:
+    _module("dup_task_plugin", """
+        from harness import hookimpl
+        from harness_toy.plugin import harness_tasks as _t
+        @hookimpl
+        def harness_tasks():
+            return _t()
+    """)
+    with pytest.raises(PluginError, match=r"toy-add.*harness_toy\.plugin.*dup_task_plugin"):
+        load_registry(["harness_toy.plugin", "dup_task_plugin"], entry_points=False)
+
+
+def test_malformed_specs_are_skipped_with_a_warning() -> None:
+    _module("malformed_plugin", """
+        from harness import hookimpl
+        @hookimpl
+        def harness_tasks():
+            return [{"name": "not-a-spec"}]
+        @hookimpl
+        def harness_backends():
+            raise ValueError("cannot build")
+    """)
+    with pytest.warns(PluginWarning, match="malformed_plugin"):
+        reg = load_registry(["malformed_plugin", "harness_toy.plugin"], entry_points=False)
+    assert set(reg.tasks) == {"toy-add"}
+    info = next(p for p in reg.plugins if p.name == "malformed_plugin")
+    assert info.error
+
+
+def test_unknown_names_list_the_valid_ones() -> None:
+    reg = load_registry(["harness_toy.plugin", "tests.core.helpers"], entry_points=False)
+    with pytest.raises(PluginError, match="valid tasks: toy-add"):
+        reg.task("nope")
+    with pytest.raises(PluginError, match="slow-oracle"):
+        reg.resolve_model("nope")
+
+
+def test_user_config_aliases(tmp_path, monkeypatch) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[models.fast]\nbackend = "slow-oracle"\ndelay = 0.0\ndescription = "mine"\n')
+    monkeypatch.setenv("HARNESS_CONFIG", str(cfg))
+    reg = load_registry(["tests.core.helpers"], entry_points=False)
+    spec, args, how = reg.resolve_model("fast")
+    assert spec.name == "slow-oracle" and args == {"delay": 0.0} and how.startswith("alias")
+
+
+def test_observer_failure_does_not_stop_others(monkeypatch) -> None:
+    seen: list[str] = []
+    _module("obs_ok", """
+        from harness import hookimpl
+        SEEN = []
+        @hookimpl
+        def harness_run_finished(run, run_dir):
+            SEEN.append(run_dir)
+    """)
+    _module("obs_bad", """
+        from harness import hookimpl
+        @hookimpl
+        def harness_run_finished(run, run_dir):
+            raise OSError("disk full")
+    """)
+    reg = load_registry(["obs_bad", "obs_ok"], entry_points=False)
+    with pytest.warns(PluginWarning, match="disk full"):
+        reg.notify_run_finished({"x": 1}, "/tmp/run")
+    seen = sys.modules["obs_ok"].SEEN
+    assert seen == ["/tmp/run"]

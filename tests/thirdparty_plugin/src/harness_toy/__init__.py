@@ -1,0 +1,1 @@
+"""A third-party plugin, written only against harness's public API."""
