@@ -95,7 +95,7 @@ for _r in range(2, 11):
     _RANK_WORDS[str(_r)] = _r
 
 # Suit decorations stripped before reading the rank: "A♠", "Ace of spades", "10 (hearts)", "KS".
-_SUIT_NOISE = re.compile(r"(of)?(spades?|clubs?|hearts?|diamonds?|[♠♣♥♦♤♧♡♢])|[\s()\[\]'\".,_-]+")
+_SUIT_NOISE = re.compile(r"spades?|clubs?|hearts?|diamonds?|[♠♣♥♦♤♧♡♢]|\bof\b|[\s()\[\]'\".,_:-]+")
 
 
 def parse_rank(text: object) -> int | None:
