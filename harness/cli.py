@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.plugins import PluginError, PluginWarning, Registry, load_registry
-from harness.runner import EvalConfig, Runner, RunExistsError, format_metric, run_dir_for
+from harness.runner import EvalConfig, RunExistsError, Runner, format_metric, run_dir_for
 from harness.types import GenParams, MetricSpec
 
 console = Console(stderr=True)
@@ -232,6 +232,72 @@ def _print_result(task_metrics: tuple[MetricSpec, ...], record: Mapping[str, Any
         for reason, n in list(record["failure_reasons"].items())[:5]:
             tail += f"\n  {n} x {reason}"
     out.print(f"{tail}; {record['wall_time_s']:.2f} s; run: {run_dir}", highlight=False)
+
+
+# ----------------------------------------------------------------------------------------- train
+
+
+@app.command("train")
+def train_cmd(
+    recipe: Annotated[str, typer.Option(help="Recipe name (sft, rl, ...).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model: alias or local checkpoint dir.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task to train on.")],
+    split: Annotated[str, typer.Option(help="Training split.")] = "id",
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimiser steps (or use --budget).")] = None,
+    budget: Annotated[float | None, typer.Option(help="Training compute budget in FLOPs, e.g. 1e15.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint directory (default runs/train/<...>).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Runs root for checkpoint evals.")] = Path("runs"),
+    recipe_args: Annotated[str | None, typer.Option(help="Recipe arguments k=v,... (see the recipe).")] = None,
+    model_args: Annotated[str | None, typer.Option(help="Backend arguments k=v,... for loading/eval.")] = None,
+    eval_splits: Annotated[str, typer.Option(help="Splits to evaluate each checkpoint on ('all' or list).")]
+    = "all",
+    eval_episodes: Annotated[int, typer.Option(min=1, help="Episodes per split per checkpoint.")] = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    verify_iter: Annotated[int | None, typer.Option("--verify-iter", min=1)] = None,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens when evaluating checkpoints.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Eval batch size.")] = 16,
+) -> None:
+    """Post-train a local model with a recipe; evaluate every checkpoint on ID and OOD splits."""
+    from harness.training import make_evaluator
+    from harness.types import TrainJob
+
+    reg = registry()
+    try:
+        spec = reg.task(task)
+        recipe_spec = reg.recipe(recipe)
+        backend_spec, alias_args, _ = reg.resolve_model(model)
+        train_split = spec.split(split).name
+        splits = [s.name for s in spec.splits] if eval_splits == "all" else [
+            spec.split(s.strip()).name for s in eval_splits.split(",") if s.strip()]
+    except (PluginError, KeyError) as exc:
+        raise fail(str(exc).strip("'\"")) from None
+    if steps is None and budget is None:
+        raise fail("give --steps N or --budget FLOPS")
+    margs = {**alias_args, **parse_kv(model_args, "--model-args")}
+    if "pretrained" not in margs:
+        raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
+    out_dir = out or output / "train" / f"{recipe}_{task}_{Path(str(margs['pretrained'])).name}_s{seed}"
+
+    def show(rec: Mapping[str, Any]) -> None:
+        m = rec["metrics"]["success_rate"]
+        step = (rec.get("training") or {}).get("step")
+        console.print(f"[dim]checkpoint step {step}: {rec['task']}/{rec['split']} success "
+                      f"{100 * m['value']:.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}][/]",
+                      highlight=False)
+
+    evaluate = make_evaluator(reg, task=spec, backend_name=backend_spec.name, model_args=margs,
+                              runs_root=output, splits=splits, episodes=eval_episodes, seed=seed,
+                              verify_iter=verify_iter, gen=GenParams(max_tokens=max_tokens),
+                              batch_size=batch_size, on_result=show)
+    job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
+                   out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
+                   verify_iter=verify_iter, eval_episodes=eval_episodes,
+                   recipe_args=parse_kv(recipe_args, "--recipe-args"))
+    try:
+        summary = recipe_spec.run(job)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        raise fail(f"recipe {recipe!r}: {exc}") from None
+    out.print_json(json.dumps(summary, default=str))
 
 
 # ------------------------------------------------------------------------------- listings

@@ -351,5 +351,5 @@ def default_root() -> Path:
 
 
 __all__ = ["INDEX_FILE", "SCHEMA_VERSION", "IndexSchemaError", "IndexedRun", "RecordError", "ScanReport",
-           "connect", "count", "default_root", "dotted_get", "index_path", "index_run", "journal_mode", "query",
-           "read_record", "rebuild", "sync", "validate"]
+           "connect", "count", "default_root", "dotted_get", "index_path", "index_run", "journal_mode",
+           "query", "read_record", "rebuild", "sync", "validate"]

@@ -58,7 +58,7 @@ class EvalConfig:
     model: str
     backend: str
     model_args: Mapping[str, Any] = field(default_factory=dict)
-    gen: GenParams = GenParams()
+    gen: GenParams = field(default_factory=GenParams)
     episodes: int = 100
     seed: int = 0
     verify_iter: int | None = None
@@ -76,8 +76,8 @@ class EvalConfig:
 class _Episode:
     """One live episode: its env, the conversation so far, and what it has scored."""
 
-    __slots__ = ("answers", "env", "index", "messages", "obs", "prompt_tokens", "completion_tokens",
-                 "reward", "seed", "summary", "turns")
+    __slots__ = ("completion_tokens", "env", "index", "messages", "obs", "prompt_tokens", "reward", "seed",
+                 "summary", "turns")
 
     def __init__(self, index: int, seed: int, env: TextEnv) -> None:
         self.index = index
@@ -372,5 +372,5 @@ def format_metric(m: MetricValue, pct: bool) -> str:
     return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
 
 
-__all__ = ["EvalConfig", "Runner", "RunExistsError", "episode_seed", "format_metric", "run_dir_for"]
+__all__ = ["EvalConfig", "RunExistsError", "Runner", "episode_seed", "format_metric", "run_dir_for"]
 

@@ -8,6 +8,7 @@ record per episode index wins, so a resumed run has exactly one record per episo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -101,8 +102,6 @@ def versions(distributions: Iterable[str | None]) -> dict[str, str]:
 
     out = {"python": platform.python_version(), "platform": sys.platform}
     for dist in {"harness", *[d for d in distributions if d]}:
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
     return out

@@ -196,10 +196,34 @@ class ModelAlias:
 
 
 @dataclass(frozen=True)
+class TrainJob:
+    """Everything a recipe needs, resolved by the core. A recipe trains, saves checkpoints, and calls
+    ``evaluate(checkpoint_dir, training_info)`` for each one: the core writes ``training_info`` beside the
+    checkpoint (recipe, step, FLOPs, ...), evaluates it on every split of the task through the normal
+    runner, indexes the runs, and returns their records."""
+
+    recipe: str
+    model: str  # as the user named it (alias, backend or path)
+    model_args: Mapping[str, Any]  # resolved backend arguments; ``pretrained`` is the base checkpoint
+    task: TaskSpec
+    split: str  # the training split
+    out_dir: str
+    evaluate: Callable[[str, Mapping[str, Any]], list[Mapping[str, Any]]]
+    seed: int = 0
+    steps: int | None = None
+    budget_flops: float | None = None
+    verify_iter: int | None = None
+    eval_episodes: int = 100
+    recipe_args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RecipeSpec:
+    """A post-training recipe. ``run(job)`` returns a summary (checkpoints, FLOPs, final metrics)."""
+
     name: str
     description: str
-    run: Callable[..., Any]
+    run: Callable[[TrainJob], Mapping[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------- runs

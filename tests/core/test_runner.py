@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from harness.plugins import load_registry
-from harness.runner import EvalConfig, Runner, RunExistsError, episode_seed, run_dir_for
+from harness.runner import EvalConfig, RunExistsError, Runner, episode_seed, run_dir_for
 from plugins.baselines import OracleBackend, RandomBackend
 from tests.core.helpers import FlakyOracle
 

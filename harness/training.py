@@ -1,0 +1,51 @@
+"""Glue between recipes and the rest of the harness: checkpoint evaluation and training metadata.
+
+A recipe knows nothing about runs, records or boards. It saves a checkpoint and calls ``job.evaluate``;
+this module writes the checkpoint's training information beside it (the runner copies it into every run
+record of that checkpoint, which is how boards and compute plots find recipe, step and FLOPs), then runs
+the task's splits on the checkpoint with the same backend the base model used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.plugins import Registry
+from harness.runner import TRAINING_INFO_FILE, EvalConfig, Runner, run_dir_for
+from harness.types import GenParams, TaskSpec
+
+
+def make_evaluator(reg: Registry, *, task: TaskSpec, backend_name: str, model_args: Mapping[str, Any],
+                   runs_root: Path, splits: Sequence[str], episodes: int, seed: int,
+                   verify_iter: int | None, gen: GenParams, batch_size: int,
+                   on_result: Callable[[Mapping[str, Any]], None] | None = None,
+                   ) -> Callable[[str, Mapping[str, Any]], list[Mapping[str, Any]]]:
+    backend_spec = reg.backend(backend_name)
+
+    def evaluate(checkpoint_dir: str, training_info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        ckpt = Path(checkpoint_dir)
+        ckpt.mkdir(parents=True, exist_ok=True)
+        (ckpt / TRAINING_INFO_FILE).write_bytes(
+            orjson.dumps(dict(training_info), option=orjson.OPT_INDENT_2, default=str))
+        args = {**model_args, "pretrained": str(ckpt)}
+        backend = backend_spec.factory(args)
+        records = []
+        try:
+            for split in splits:
+                cfg = EvalConfig(task=task.name, split=split, model=str(ckpt), backend=backend_name,
+                                 model_args=args, gen=gen, episodes=episodes, seed=seed,
+                                 verify_iter=verify_iter, batch_size=batch_size)
+                result = Runner(task, backend, cfg, run_dir_for(runs_root, cfg)).run(resume=True)
+                reg.notify_run_finished(result.record, result.run_dir)
+                records.append(result.record)
+                if on_result:
+                    on_result(result.record)
+        finally:
+            backend.close()
+        return records
+
+    return evaluate

@@ -1,0 +1,1 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server through the official client."""
