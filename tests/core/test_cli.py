@@ -57,11 +57,14 @@ def test_rerun_without_resume_is_refused(capsys, tmp_path) -> None:
 
 def test_listings(capsys) -> None:
     code, out, _ = _run(capsys, "tasks", "--json")
+    assert code == 0
     toy = next(t for t in json.loads(out) if t["task"] == "toy-add")
     assert [s["name"] for s in toy["splits"]] == ["id", "ood"] and toy["splits"][1]["aliases"] == ["big"]
     code, out, _ = _run(capsys, "plugins", "--json")
+    assert code == 0
     names = {p["plugin"]: p for p in json.loads(out)}
     assert names["harness_toy.plugin"]["registered"] == {"tasks": ["toy-add"]}
     assert names["baselines"]["distribution"] == "harness"
     code, out, _ = _run(capsys, "models", "--json")
+    assert code == 0
     assert {"oracle", "random"} <= {b["name"] for b in json.loads(out)["backends"]}
