@@ -146,6 +146,7 @@ def eval_cmd(
     except (PluginError, KeyError) as exc:
         raise fail(str(exc).strip("'\"")) from None
     margs = {**alias_args, **parse_kv(model_args, "--model-args")}
+    model_name = _display_name(model, how, margs)
     gen = {**parse_kv(gen_args, "--gen-args")}
     if temperature is not None:
         gen["temperature"] = temperature
@@ -169,7 +170,7 @@ def eval_cmd(
     records = []
     try:
         for split_name in splits:
-            cfg = EvalConfig(task=task, split=split_name, model=model, backend=backend_spec.name,
+            cfg = EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
                              model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                              task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
                              max_connections=max_connections)
@@ -181,6 +182,12 @@ def eval_cmd(
         backend.close()
     if as_json:
         out.print_json(json.dumps(records if len(records) > 1 else records[0], default=str))
+
+
+def _display_name(model: str, how: str, margs: Mapping[str, Any]) -> str:
+    """A bare backend name says little (``openai``, ``hf``): name the run after what it serves."""
+    served = margs.get("model") or margs.get("pretrained")
+    return f"{model}:{served}" if how == "backend" and served else model
 
 
 def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Path, resume: bool,
