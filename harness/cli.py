@@ -381,7 +381,7 @@ def models_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
     out.print(table)
 
 
-_INSTALLED: set[int] = set()
+_INSTALLED: set[str] = set()  # plugins whose commands are on the app already (main() may run many times)
 
 
 @app.callback()
@@ -393,19 +393,18 @@ def _root(
 
 
 def _install_plugin_commands(reg: Registry) -> None:
-    """Add plugin commands once per registry (main() may run many times in one process: tests)."""
-    if id(reg) in _INSTALLED:
-        return
-    _INSTALLED.add(id(reg))
-    try:
+    """Let plugins add their commands; each plugin once per process, since typer apps are module-level."""
+    if "harness.cli_boards" not in _INSTALLED:
+        _INSTALLED.add("harness.cli_boards")
         from harness.cli_boards import register as register_boards
-    except ImportError:
-        pass
-    else:
+
         register_boards(app, GROUPS)
     if reg.manager is None:
         return
     for impl in reg.manager.hook.harness_cli.get_hookimpls():
+        if impl.plugin_name in _INSTALLED:
+            continue
+        _INSTALLED.add(impl.plugin_name)
         try:
             impl.function(app=app, groups=GROUPS)
         except Exception as exc:

@@ -128,16 +128,26 @@ def _retry(fn: Any, attempts: int = 50) -> Any:
     return None
 
 
+def _version(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return int(row[0]) if row else 0
+
+
 def _ensure_schema(conn: sqlite3.Connection) -> None:
+    if _version(conn) == SCHEMA_VERSION:  # the common case: no write lock taken
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-        if has_meta:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+        version = _version(conn)
+        if version is not None:
             if version > SCHEMA_VERSION:
                 raise IndexSchemaError(f"the index was written by a newer harness (schema {version} > "
-                                  f"{SCHEMA_VERSION}); upgrade, or delete it and run `harness runs reindex`")
+                                       f"{SCHEMA_VERSION}); upgrade, or delete it and run `harness runs reindex`")
             if version < SCHEMA_VERSION:  # a cache: drop and let the caller's sync refill it
                 conn.execute("DROP TABLE IF EXISTS runs")
                 conn.execute("DELETE FROM meta WHERE key = 'schema_version'")

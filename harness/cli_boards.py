@@ -1,0 +1,284 @@
+"""CLI commands for runs, leaderboards and plots, added to the groups ``harness.cli`` creates:
+
+``harness runs list|show|reindex``, ``harness leaderboard show|compare|publish``,
+``harness plot compute|column``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness import index
+from harness import leaderboard as lb
+
+console = Console(stderr=True)
+out = Console()
+
+RunsOpt = Annotated[Path, typer.Option("--runs", "--output", "-o", help="Runs root directory.")]
+DEFAULT_RUNS = Path("runs")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def _report_skipped(report: index.ScanReport) -> None:
+    for path, why in report.skipped:
+        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+
+
+def _board(ref: str) -> lb.Board:
+    try:
+        return lb.load_board(lb.find_board(ref))
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _table(ref: str, runs: Path) -> lb.BoardTable:
+    board = _board(ref)
+    if not runs.is_dir():
+        raise _fail(f"no runs directory {runs} (pass --runs ROOT)")
+    return lb.aggregate(board, runs)
+
+
+def _when(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OSError):
+        return "-"
+
+
+def _success(run: index.IndexedRun) -> str:
+    m = run.metrics.get("success_rate")
+    if not isinstance(m, Mapping) or m.get("value") is None:
+        return "-"
+    return f"{100 * float(m['value']):.1f}%"
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def runs_list(
+    output: RunsOpt = DEFAULT_RUNS,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task.")] = None,
+    split: Annotated[str | None, typer.Option("--split", "-s", help="Only this split.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model name.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status (complete, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """List indexed runs (the index is brought up to date first)."""
+    if not output.is_dir():
+        raise _fail(f"no runs directory {output}")
+    report = index.sync(output)
+    _report_skipped(report)
+    runs = index.query(output, task=task, split=split, model=model, status=status, do_sync=False)
+    if as_json:
+        rows = [{"run_id": r.run_id, "run_dir": str(r.run_dir), "task": r.task, "split": r.split,
+                 "model": r.model, "recipe": r.recipe, "flops": r.flops, "seed": r.seed, "episodes": r.episodes,
+                 "status": r.status, "finished": r.finished, "metrics": dict(r.metrics)} for r in runs]
+        out.print_json(json.dumps(rows, default=str))
+        return
+    t = Table(title=f"runs in {output}", caption=f"{len(runs)} run(s)", caption_justify="left")
+    for col in ("run_id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status",
+                "finished"):
+        t.add_column(col, justify="right" if col in ("episodes", "success", "flops") else "left",
+                     overflow="fold", no_wrap=col not in ("run_id", "model"))
+    for r in runs:
+        t.add_row(r.run_id, r.task, r.split, r.model, r.recipe or "-", "-" if r.flops is None else f"{r.flops:.3g}",
+                  str(r.episodes if r.episodes is not None else "-"), _success(r), r.status or "-",
+                  _when(r.finished))
+    out.print(t)
+
+
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    output: RunsOpt = DEFAULT_RUNS,
+) -> None:
+    """Print one run's record."""
+    if not output.is_dir():
+        raise _fail(f"no runs directory {output}")
+    runs = index.query(output, run_id=run_id)
+    exact = [r for r in runs if r.run_id == run_id]
+    runs = exact or runs
+    if not runs:
+        raise _fail(f"no run {run_id!r} in {output}")
+    if len(runs) > 1:
+        raise _fail(f"{run_id!r} matches {len(runs)} runs: " + ", ".join(r.run_id for r in runs[:10]))
+    console.print(f"[dim]{runs[0].run_dir}[/]", highlight=False)
+    out.print_json(json.dumps(dict(runs[0].record), default=str))
+
+
+def runs_reindex(output: RunsOpt = DEFAULT_RUNS) -> None:
+    """Rebuild the index from every run.json under the runs root (corrupt records are reported)."""
+    if not output.is_dir():
+        raise _fail(f"no runs directory {output}")
+    report = index.rebuild(output)
+    _report_skipped(report)
+    out.print(f"indexed {report.indexed} run(s), removed {report.removed} stale row(s), "
+              f"skipped {len(report.skipped)}; index: {index.index_path(output)}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------- leaderboard
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, md, csv, html or json.")]
+
+
+def _emit(text: str, dest: Path | None) -> None:
+    if dest is None:
+        out.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+    console.print(f"wrote {dest}", highlight=False)
+
+
+def board_show(
+    board: Annotated[str, typer.Argument(help="Board name (./leaderboards, bundled) or a .toml path.")],
+    fmt: FormatOpt = "table",
+    runs: RunsOpt = DEFAULT_RUNS,
+    dest: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Render a board from the runs index."""
+    table = _table(board, runs)
+    if fmt == "table":
+        if dest is not None:
+            raise _fail("--format table prints to the terminal; use md, csv, html or json with --out")
+        out.print(lb.to_rich(table))
+        return
+    try:
+        _emit(lb.render(table, fmt), dest)
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _side(ref: str, board: str | None, runs: Path) -> lb.BoardTable:
+    """One side of a comparison: a published table (.md/.json), a runs root (needs --board), or a board."""
+    p = Path(ref)
+    try:
+        if p.is_file() and p.suffix in (".md", ".json"):
+            return lb.read_table(p)
+        if p.is_dir():
+            if board is None:
+                raise _fail(f"{ref} is a runs directory: name the board to compare with --board")
+            return lb.aggregate(_board(board), p)
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
+    return _table(ref, runs)
+
+
+def board_compare(
+    a: Annotated[str, typer.Argument(help="A board, a runs root (with --board) or a published .md/.json.")],
+    b: Annotated[str, typer.Argument(help="The same kinds as A.")],
+    board: Annotated[str | None, typer.Option("--board", help="Board used for runs-root sides.")] = None,
+    runs: RunsOpt = DEFAULT_RUNS,
+    fmt: FormatOpt = "table",
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    dest: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Two boards, run sets or published tables side by side, with deltas and significance."""
+    ta, tb = _side(a, board, runs), _side(b, board, runs)
+    try:
+        cmp = lb.compare(ta, tb, alpha=alpha)
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
+    if fmt == "table" and dest is None:
+        out.print(lb.comparison_to_rich(cmp))
+    elif fmt in ("md", "markdown", "table"):
+        _emit(lb.comparison_to_markdown(cmp), dest)
+    elif fmt == "json":
+        _emit(lb.comparison_to_json(cmp), dest)
+    else:
+        raise _fail(f"compare formats: table, md, json (not {fmt!r})")
+
+
+def board_publish(
+    board: Annotated[str, typer.Argument(help="Board name or .toml path.")],
+    runs: RunsOpt = DEFAULT_RUNS,
+    dest: Annotated[Path | None, typer.Option("--out", help="Default: <board dir>/<name>.md.")] = None,
+) -> None:
+    """Regenerate leaderboards/BOARD.md from the runs index."""
+    spec = _board(board)
+    if not runs.is_dir():
+        raise _fail(f"no runs directory {runs} (pass --runs ROOT)")
+    path = lb.publish(spec, runs, dest)
+    out.print(f"wrote {path}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------- plot
+
+
+def plot_compute_cmd(
+    board: Annotated[str | None, typer.Option("--board", help="Board to plot (default: every trained run).")]
+    = None,
+    runs: RunsOpt = DEFAULT_RUNS,
+    dest: Annotated[Path, typer.Option("--out", help="File (.png/.svg) or a stem for both.")] = Path(
+        "plots/compute"),
+    metric: Annotated[str, typer.Option(help="Metric when no board is given.")] = "success_rate",
+    log_x: Annotated[bool, typer.Option("--log-x", help="Logarithmic FLOPs axis.")] = False,
+) -> None:
+    """Success against training FLOPs for each recipe, in-distribution and OOD (the paper's figure)."""
+    from harness import plot
+
+    if not runs.is_dir():
+        raise _fail(f"no runs directory {runs}")
+    try:
+        table = plot.compute_table(runs, _board(board) if board else None, metric)
+        paths = plot.plot_compute(table, dest, log_x=log_x)
+    except plot.PlotError as exc:
+        raise _fail(str(exc)) from None
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False)
+
+
+def plot_column_cmd(
+    board: Annotated[str, typer.Argument(help="Board name or .toml path.")],
+    column: Annotated[str, typer.Argument(help="Column: task/split/metric, task/split, label or 1-based index.")],
+    kind: Annotated[str, typer.Option(help="bar (one bar per row) or compute (against training FLOPs).")]
+    = "bar",
+    runs: RunsOpt = DEFAULT_RUNS,
+    dest: Annotated[Path | None, typer.Option("--out", help="File (.png/.svg) or a stem for both.")] = None,
+    log_x: Annotated[bool, typer.Option("--log-x")] = False,
+) -> None:
+    """Plot one board column."""
+    from harness import plot
+
+    table = _table(board, runs)
+    try:
+        target = dest or Path("plots") / f"{table.name}-{column.replace('/', '-')}"
+        paths = plot.plot_column(table, column, target, kind=kind, log_x=log_x)
+    except plot.PlotError as exc:
+        raise _fail(str(exc)) from None
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False)
+
+
+_REGISTERED: set[int] = set()
+
+
+def register(app: typer.Typer, groups: Mapping[str, typer.Typer]) -> None:
+    """Add the commands to ``groups['runs']``, ``groups['leaderboard']`` and ``groups['plot']``."""
+    del app  # everything lives in sub-groups
+    runs_g, board_g, plot_g = groups["runs"], groups["leaderboard"], groups["plot"]
+    if id(runs_g) in _REGISTERED:  # idempotent: the CLI may be built more than once in one process
+        return
+    _REGISTERED.add(id(runs_g))
+    runs_g.command("list")(runs_list)
+    runs_g.command("show")(runs_show)
+    runs_g.command("reindex")(runs_reindex)
+    board_g.command("show")(board_show)
+    board_g.command("compare")(board_compare)
+    board_g.command("publish")(board_publish)
+    plot_g.command("compute")(plot_compute_cmd)
+    plot_g.command("column")(plot_column_cmd)
+
+
+__all__ = ["register"]

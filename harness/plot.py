@@ -1,0 +1,213 @@
+"""Plots from boards: success against training compute (the paper's main figure) and per-column bars.
+
+Drawn with matplotlib's Agg backend (no display needed) to PNG and SVG. The compute plot takes every cell
+whose run records ``training.flops``: one panel per task, one colour per series (the row's ``series``, else
+the run's recipe), solid lines for in-distribution columns and dashed/dotted ones for OOD columns, with the
+95% interval as a shaded band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import index
+from harness.leaderboard import Board, BoardTable, Column, RowSpec, aggregate
+
+_OOD_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+
+
+class PlotError(ValueError):
+    """Nothing to plot, or an unknown column; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Point:
+    panel: str
+    column: Column
+    series: str
+    x: float
+    y: float
+    lo: float
+    hi: float
+    distribution: str
+
+
+def _distribution(col: Column, cell_dist: str | None) -> str:
+    return col.distribution or cell_dist or ("id" if col.split == "id" else "ood")
+
+
+def compute_points(table: BoardTable, columns: Sequence[Column] | None = None) -> list[Point]:
+    """Every cell with a training-FLOPs value, as a point of the compute plot."""
+    points = []
+    for col in columns or table.columns:
+        for row in table.rows:
+            cell = row.cells.get(col.key)
+            if cell is None or cell.flops is None:
+                continue
+            points.append(Point(panel=col.task, column=col, series=row.series or _recipe(cell.recipe, row.label),
+                                x=cell.flops, y=cell.value, lo=cell.ci_low, hi=cell.ci_high,
+                                distribution=_distribution(col, cell.distribution)))
+    return points
+
+
+def _recipe(recipe: str | None, fallback: str) -> str:
+    if not recipe:
+        return fallback
+    return recipe.upper() if len(recipe) <= 4 else recipe
+
+
+def compute_board(runs: Sequence[index.IndexedRun], metric: str = "success_rate") -> Board:
+    """A board over every trained run in ``runs``: one column per task split, one row per (model, recipe,
+    FLOPs), series per model and recipe. Used by ``harness plot compute`` without ``--board``."""
+    trained = [r for r in runs if r.flops is not None and r.status == "complete" and metric in r.metrics]
+    keys = sorted({(r.task, r.split, r.distribution or "") for r in trained},
+                  key=lambda k: (k[0], k[2] != "id", k[1]))
+    columns = tuple(Column(task=t, split=s, metric=metric, distribution=d or None) for t, s, d in keys)
+    models = {r.model for r in trained}
+    series = "{model} {recipe}" if len(models) > 1 else None  # None: the recipe, upper-cased
+    rows = (RowSpec(label="{model} {recipe} {flops:.3g}", recipe="*", series=series,
+                    expand=("model", "recipe", "flops")),)
+    return Board(name="compute", title=f"{metric} vs training compute", columns=columns, rows=rows)
+
+
+def _figure(n_panels: int) -> tuple[Any, list[Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ncols = min(n_panels, 4)
+    nrows = -(-n_panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.5 * nrows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, flat[:n_panels]
+
+
+def _save(fig: Any, out: Path | str) -> list[Path]:
+    """``out`` with .png or .svg writes that file; without a suffix both ``out.png`` and ``out.svg``."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    targets = [out] if out.suffix.lower() in (".png", ".svg", ".pdf") else [
+        out.with_name(out.name + ".png"), out.with_name(out.name + ".svg")]
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(t, dpi=150, bbox_inches="tight", metadata={"Date": None} if t.suffix == ".svg" else None)
+    plt.close(fig)
+    return targets
+
+
+def _scale(col: Column) -> float:
+    return 100.0 if col.fmt() == "pct" else 1.0
+
+
+def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column] | None = None,
+                 log_x: bool = False, title: str | None = None) -> list[Path]:
+    """Metric against training FLOPs, one panel per task (the paper's main figure)."""
+    from matplotlib.lines import Line2D
+
+    points = compute_points(table, columns)
+    if not points:
+        raise PlotError("no cell has a run with training FLOPs (record['training']['flops']); evaluate "
+                        "checkpoints written by a recipe, or add rows with recipe/flops to the board")
+    panels = list(dict.fromkeys(p.panel for p in points))
+    series = list(dict.fromkeys(p.series for p in points))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(series)}
+    fig, axes = _figure(len(panels))
+    styles: dict[str, Any] = {}
+    for ax, panel in zip(axes, panels, strict=True):
+        mine = [p for p in points if p.panel == panel]
+        cols = list(dict.fromkeys(p.column.key for p in mine))
+        col_of = {p.column.key: p.column for p in mine}
+        ood_i = 0
+        for key in cols:
+            dist = next(p.distribution for p in mine if p.column.key == key)
+            if dist == "id":
+                style: Any = "-"
+            else:
+                style = _OOD_STYLES[ood_i % len(_OOD_STYLES)]
+                ood_i += 1
+            styles.setdefault(_split_label(col_of[key], dist), style)
+            for s in series:
+                line = sorted((p for p in mine if p.column.key == key and p.series == s), key=lambda p: p.x)
+                if not line:
+                    continue
+                k = _scale(col_of[key])
+                xs = [p.x for p in line]
+                ax.plot(xs, [k * p.y for p in line], linestyle=style, marker="o", markersize=3.5,
+                        color=colors[s], linewidth=1.6)
+                if all(p.lo == p.lo and p.hi == p.hi for p in line):  # no NaN intervals
+                    ax.fill_between(xs, [k * p.lo for p in line], [k * p.hi for p in line], color=colors[s],
+                                    alpha=0.12, linewidth=0)
+        first = col_of[cols[0]]
+        ax.set_title(panel)
+        ax.set_xlabel("training FLOPs")
+        ax.set_ylabel(f"{first.metric}{' (%)' if first.fmt() == 'pct' else ''}")
+        if log_x:
+            ax.set_xscale("log")
+        else:
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colors[s], label=s, linewidth=2) for s in series]
+    handles += [Line2D([], [], color="0.3", linestyle=st, label=lab) for lab, st in styles.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.05 * (len(handles) // 7)))
+    fig.suptitle(title or table.title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, out)
+
+
+def _split_label(col: Column, dist: str) -> str:
+    return f"{col.split} ({dist})" if dist not in col.split else col.split
+
+
+def plot_column(table: BoardTable, column: str | Column, out: Path | str, *, kind: str = "bar",
+                log_x: bool = False) -> list[Path]:
+    """One board column: ``bar`` (a bar per row with its 95% interval) or ``compute`` (against FLOPs)."""
+    col = column if isinstance(column, Column) else _find_column(table, column)
+    if kind == "compute":
+        return plot_compute(table, out, columns=[col], log_x=log_x, title=f"{table.title}: {col.title}")
+    if kind != "bar":
+        raise PlotError(f"unknown plot kind {kind!r}; kinds: bar, compute")
+    rows = [(r.label, r.cells.get(col.key)) for r in table.rows]
+    rows = [(label, c) for label, c in rows if c is not None and c.value == c.value]
+    if not rows:
+        raise PlotError(f"column {col.title!r} has no values on this board")
+    k = _scale(col)
+    fig, (ax,) = _figure(1)
+    fig.set_size_inches(6.5, 0.9 + 0.38 * len(rows))
+    ys = list(range(len(rows)))[::-1]
+    vals = [k * c.value for _, c in rows]
+    err = [[k * (c.value - c.ci_low) if c.has_ci else 0.0 for _, c in rows],
+           [k * (c.ci_high - c.value) if c.has_ci else 0.0 for _, c in rows]]
+    ax.barh(ys, vals, xerr=err, color="C0", alpha=0.8, capsize=3, error_kw={"linewidth": 1})
+    ax.set_yticks(ys, [label for label, _ in rows])
+    ax.set_xlabel(f"{col.metric}{' (%)' if col.fmt() == 'pct' else ''} [95% CI]")
+    ax.set_title(f"{table.title}: {col.title}")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _find_column(table: BoardTable, ref: str) -> Column:
+    for c in table.columns:
+        if ref in (c.key, c.title, c.label, f"{c.task}/{c.split}"):
+            return c
+    if ref.isdigit() and 1 <= int(ref) <= len(table.columns):
+        return table.columns[int(ref) - 1]
+    raise PlotError(f"no column {ref!r}; columns: {', '.join(c.key for c in table.columns)}")
+
+
+def compute_table(root: Path | str, board: Board | None = None, metric: str = "success_rate") -> BoardTable:
+    """The table a compute plot draws: ``board`` on ``root``, or every trained run there."""
+    runs = index.query(root)
+    return aggregate(board or compute_board(runs, metric), runs, source=str(root))
+
+
+__all__ = ["PlotError", "Point", "compute_board", "compute_points", "compute_table", "plot_column",
+           "plot_compute"]

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.leaderboard.helpers import make_run, pattern
+
+BOARD = """
+name = "clib"
+title = "CLI board"
+[[columns]]
+task = "gp-l"
+split = "id"
+[[columns]]
+task = "gp-l"
+split = "ood-rule"
+[[rows]]
+label = "M"
+model = "m"
+[[rows]]
+label = "RL {flops:.0e}"
+recipe = "rl"
+expand = "flops"
+"""
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from harness.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HARNESS_DISABLE_ENTRYPOINTS", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "leaderboards" / "clib.toml").write_text(BOARD)
+    make_run(tmp_path / "runs", model="m", successes=pattern(20, 5), run_id="run-m-id")
+    make_run(tmp_path / "runs", split="ood-rule", model="m", successes=pattern(20, 2), run_id="run-m-ood")
+    for flops in (1e15, 2e15):
+        make_run(tmp_path / "runs", model="c", recipe="rl", flops=flops, successes=pattern(20, 9))
+        make_run(tmp_path / "runs", split="ood-rule", model="c", recipe="rl", flops=flops, successes=pattern(20, 7))
+    make_run(tmp_path / "other", model="m", successes=pattern(20, 15))
+    return tmp_path
+
+
+def test_runs_commands(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _cli(capsys, "runs", "list", "--task", "gp-l", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)) == 6
+    code, out, _ = _cli(capsys, "runs", "list", "--output", "runs")
+    assert code == 0 and "run-m-id" in out and "6 run(s)" in out
+    code, out, err = _cli(capsys, "runs", "show", "run-m-o")
+    assert code == 0 and json.loads(out)["split"] == "ood-rule"
+    code, _, err = _cli(capsys, "runs", "show", "run-m")
+    assert code == 2 and "matches 2 runs" in err
+    (env / "runs" / "bad").mkdir()
+    (env / "runs" / "bad" / "run.json").write_text("{")
+    code, out, err = _cli(capsys, "runs", "reindex")
+    assert code == 0 and "indexed 6 run(s)" in out and "skipped 1" in out and "bad" in err
+
+
+def test_leaderboard_commands(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _cli(capsys, "leaderboard", "show", "clib")
+    assert code == 0, err
+    assert "CLI board" in out and "25.0 [11.2, 46.9]" in out
+    for fmt, marker in (("md", "| M | 25.0"), ("csv", "group,row,column"), ("json", '"rows"'),
+                        ("html", "<!DOCTYPE html>")):
+        code, out, err = _cli(capsys, "leaderboard", "show", "clib", "--format", fmt)
+        assert code == 0 and marker in out, (fmt, err)
+    code, _, err = _cli(capsys, "leaderboard", "show", "clib", "-f", "html", "--out", "site/board.html")
+    assert code == 0 and (env / "site" / "board.html").read_text().startswith("<!DOCTYPE html>")
+    code, out, _ = _cli(capsys, "leaderboard", "publish", "clib")
+    assert code == 0 and (env / "leaderboards" / "clib.md").read_text().startswith("# CLI board")
+    code, out, err = _cli(capsys, "leaderboard", "compare", "runs", "other", "--board", "clib", "-f", "md")
+    assert code == 0, err
+    assert "25.0 → 75.0 (+50.0 *)" in out
+    code, out, _ = _cli(capsys, "leaderboard", "compare", "leaderboards/clib.md", "clib", "-f", "json")
+    assert code == 0 and json.loads(out)["cells"][0]["delta"] == 0.0
+    code, _, err = _cli(capsys, "leaderboard", "show", "missing-board")
+    assert code == 2 and "known boards:" in err and "clib" in err
+
+
+def test_plot_commands(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(capsys, "plot", "compute", "--out", "plots/fig")
+    assert code == 0, err
+    assert (env / "plots" / "fig.png").is_file() and (env / "plots" / "fig.svg").is_file()
+    code, _, err = _cli(capsys, "plot", "compute", "--board", "clib", "--out", "plots/b.svg")
+    assert code == 0 and (env / "plots" / "b.svg").is_file(), err
+    code, _, err = _cli(capsys, "plot", "column", "clib", "gp-l/id", "--out", "plots/bars.png")
+    assert code == 0 and (env / "plots" / "bars.png").is_file(), err

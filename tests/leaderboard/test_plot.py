@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import leaderboard as lb
+from harness import plot
+from tests.leaderboard.helpers import make_run, pattern
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    for i, flops in enumerate((1e15, 2e15, 4e15)):
+        for recipe, k_id, k_ood in (("sft", 12 + 3 * i, 8 - 2 * i), ("rl", 10 + 3 * i, 8 + 3 * i)):
+            make_run(root, model="ckpt", recipe=recipe, flops=flops, successes=pattern(20, k_id))
+            make_run(root, split="ood-rule", model="ckpt", recipe=recipe, flops=flops, successes=pattern(20, k_ood))
+            make_run(root, task="virl-l", model="ckpt", recipe=recipe, flops=flops, successes=pattern(20, k_id))
+    make_run(root, model="oracle", successes=[True] * 20)
+    return root
+
+
+def test_compute_plot_writes_png_and_svg(tmp_path: Path, root: Path) -> None:
+    table = plot.compute_table(root)
+    assert [c.key for c in table.columns] == ["gp-l/id/success_rate", "gp-l/ood-rule/success_rate",
+                                              "virl-l/id/success_rate"]
+    points = plot.compute_points(table)
+    assert {p.series for p in points} == {"SFT", "RL"} and len(points) == 18
+    assert {p.distribution for p in points if p.column.split == "ood-rule"} == {"ood"}
+    paths = plot.plot_compute(table, tmp_path / "out" / "compute")
+    assert [p.name for p in paths] == ["compute.png", "compute.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = paths[1].read_text()
+    assert "<svg" in svg and "ood-rule" in svg and "gp-l" in svg
+
+
+def test_compute_plot_from_board_and_column_bars(tmp_path: Path, root: Path) -> None:
+    board = lb.load_board(lb.find_board("sft-vs-rl"))
+    table = plot.compute_table(root, board)
+    (png,) = plot.plot_compute(table, tmp_path / "c.png", log_x=True)
+    assert png.stat().st_size > 1000
+    bars = plot.plot_column(table, "gp-l/ood-rule", tmp_path / "bars.svg")
+    assert bars[0].read_text().count("<svg") == 1
+    single = plot.plot_column(table, "GP-L ID", tmp_path / "one", kind="compute")
+    assert all(p.exists() for p in single)
+    with pytest.raises(plot.PlotError, match="no column"):
+        plot.plot_column(table, "nope", tmp_path / "x.png")
+
+
+def test_nothing_to_plot_is_a_clear_error(tmp_path: Path) -> None:
+    make_run(tmp_path, model="oracle", successes=[True])
+    with pytest.raises(plot.PlotError, match="training FLOPs"):
+        plot.plot_compute(plot.compute_table(tmp_path), tmp_path / "x")
