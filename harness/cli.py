@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,7 +52,7 @@ def registry() -> Registry:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -102,7 +103,7 @@ def _coerce(value: str) -> Any:
 def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
     label = "plugin warning" if issubclass(category, PluginWarning) else category.__name__
-    console.print(f"[yellow]{label}:[/] {message}", highlight=False)
+    console.print(f"[yellow]{label}:[/] {escape(str(message))}", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------ eval
@@ -174,7 +175,15 @@ def eval_cmd(
                              model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                              task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
                              max_connections=max_connections)
-            result = _run_one(reg, spec, backend, cfg, output, resume, overwrite)
+            try:
+                result = _run_one(reg, spec, backend, cfg, output, resume, overwrite)
+            except (typer.Exit, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a backend that cannot serve this task at all (e.g. text-only model)
+                if os.environ.get("HARNESS_DEBUG"):
+                    raise
+                raise fail(f"{type(exc).__name__}: {exc}\n(the run so far is saved; fix the cause and "
+                           "rerun with --resume; HARNESS_DEBUG=1 shows the traceback)") from None
             records.append(result.record)
             if not as_json:
                 _print_result(spec.metrics, result.record, result.run_dir)
@@ -448,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_with(message: str) -> int:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return 2
 
 

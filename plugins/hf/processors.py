@@ -36,7 +36,7 @@ class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
         _init_image_only(self, image_processor, tokenizer, chat_template)
 
 
-class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):  # noqa: N801 - mirrors the transformers name
+class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
     """Qwen2.5-VL's processor without its video processor (which would need torchvision)."""
 
     def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None,
