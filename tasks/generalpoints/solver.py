@@ -31,6 +31,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 MAX_TARGET = 10**6  # bigger targets are pointless with four numbers <= 13 and would only waste work
 
 Key = tuple[int, int, int, int]
+Table = dict[Key, tuple[str, ...]]  # sorted values -> all known solutions, shortest first
 ALL_KEYS: tuple[Key, ...] = tuple(itertools.combinations_with_replacement(range(1, 14), 4))  # type: ignore[assignment]
 
 # An expression while building: its text and its precedence class (3 atom, 2 product, 1 sum).
@@ -64,27 +65,31 @@ _OPS = "+-*/"
 def solve_one(values: tuple[int, ...], target: int) -> str | None:
     """The shortest (then alphabetically first) canonical solution, or None when there is none."""
     sols = all_solutions(tuple(sorted(values)), target)
-    return min(sols, key=lambda s: (len(s), s)) if sols else None
+    return sols[0] if sols else None
 
 
-@lru_cache(maxsize=8192)
 def all_solutions(key: tuple[int, ...], target: int) -> tuple[str, ...]:
-    """Every canonical minimal-parenthesis expression over ``key`` that equals ``target``, sorted.
+    """Every canonical minimal-parenthesis expression over the sorted values ``key`` that equals
+    ``target``, sorted by (length, text). Read from the table when it is loaded, computed otherwise."""
+    table = _TABLES.get(target)
+    if table is not None and key in table:
+        return table[key]
+    return _compute_solutions(key, target)
 
-    Only the subsets below the full hand are expanded exhaustively; at the top the needed partner value
-    is solved for and looked up, so a hand costs about a millisecond.
-    """
+
+def _compute_solutions(key: tuple[int, ...], target: int) -> tuple[str, ...]:
+    """Subsets below the full hand come from the memoised :func:`_reachable`; at the top the partner
+    value each operator needs is solved for and looked up rather than searched."""
     n = len(key)
-    full = (1 << n) - 1
-    t = Fraction(target)
     if n == 1:
         return (str(key[0]),) if key[0] == target else ()
-    # Reachable sets of every proper subset (the full mask is handled below).
-    table = _reachable_proper(key)
+    full = (1 << n) - 1
+    t = Fraction(target)
     found: set[str] = set()
     sub = (full - 1) & full
     while sub:
-        left, right = table[sub], table[full ^ sub]
+        left = _reachable(_pick(key, sub))
+        right = _reachable(_pick(key, full ^ sub))
         for a, aexprs in left.items():
             for op, bs in _partners(a, t, right):
                 for b in bs:
@@ -92,10 +97,14 @@ def all_solutions(key: tuple[int, ...], target: int) -> tuple[str, ...]:
                         for y in right[b]:
                             found.add(combine(x, op, y)[0])
         sub = (sub - 1) & full
-    return tuple(sorted(found))
+    return tuple(sorted(found, key=lambda s: (len(s), s)))
 
 
-def _partners(a: Fraction, t: Fraction, right: dict[Fraction, list[Expr]]
+def _pick(values: tuple[int, ...], mask: int) -> tuple[int, ...]:
+    return tuple(v for i, v in enumerate(values) if mask >> i & 1)
+
+
+def _partners(a: Fraction, t: Fraction, right: dict[Fraction, tuple[Expr, ...]]
               ) -> list[tuple[str, list[Fraction]]]:
     """For each operator, the values b in ``right`` with ``a op b == t`` (solved for b, not searched)."""
     def have(b: Fraction) -> list[Fraction]:
@@ -113,34 +122,30 @@ def _partners(a: Fraction, t: Fraction, right: dict[Fraction, list[Expr]]
     return out
 
 
-def _reachable_proper(values: tuple[int, ...]) -> dict[int, dict[Fraction, list[Expr]]]:
-    n = len(values)
-    table: dict[int, dict[Fraction, list[Expr]]] = {}
-    for i, v in enumerate(values):
-        table[1 << i] = {Fraction(v): [(str(v), 3)]}
-    full = (1 << n) - 1
-    for mask in range(1, full):
-        if mask in table:
-            continue
-        out: dict[Fraction, list[Expr]] = {}
-        sub = (mask - 1) & mask
-        while sub:
-            for a, aexprs in table[sub].items():
-                for b, bexprs in table[mask ^ sub].items():
-                    for op in _OPS:
-                        val = _apply(a, op, b)
-                        if val is None:
-                            continue
-                        new = [combine(x, op, y) for x in aexprs for y in bexprs]
-                        have = out.get(val)
-                        if have is None:
-                            out[val] = new
-                        else:
-                            have.extend(new)
-            sub = (sub - 1) & mask
-        # the same text can arise from several splits (a+b+c); keep each once
-        table[mask] = {v: list(dict.fromkeys(e)) for v, e in out.items()}
-    return table
+@lru_cache(maxsize=1024)
+def _reachable(values: tuple[int, ...]) -> dict[Fraction, tuple[Expr, ...]]:
+    """Every value a sorted multiset of numbers can make, with every canonical expression for it.
+    Memoised: there are only 559 multisets of one to three values from 1..13."""
+    if len(values) == 1:
+        return {Fraction(values[0]): ((str(values[0]), 3),)}
+    full = (1 << len(values)) - 1
+    out: dict[Fraction, dict[Expr, None]] = {}
+    sub = (full - 1) & full
+    while sub:
+        left = _reachable(_pick(values, sub))
+        right = _reachable(_pick(values, full ^ sub))
+        for a, aexprs in left.items():
+            for b, bexprs in right.items():
+                for op in _OPS:
+                    val = _apply(a, op, b)
+                    if val is None:
+                        continue
+                    bucket = out.setdefault(val, {})
+                    for x in aexprs:
+                        for y in bexprs:
+                            bucket[combine(x, op, y)] = None
+        sub = (sub - 1) & full
+    return {v: tuple(e) for v, e in out.items()}
 
 
 def is_solution_prefix(key: tuple[int, ...], target: int, prefix: str) -> bool:
@@ -159,9 +164,9 @@ def is_solution_prefix(key: tuple[int, ...], target: int, prefix: str) -> bool:
 # ----------------------------------------------------------------------------------------- tables
 
 
-def build_table(target: int) -> dict[Key, str | None]:
-    """One solution (or None) for each of the 1,820 value multisets."""
-    return {k: solve_one(k, target) for k in ALL_KEYS}
+def build_table(target: int) -> Table:
+    """All known solutions (shortest first; empty when unsolvable) for each of the 1,820 multisets."""
+    return {k: _compute_solutions(k, target) for k in ALL_KEYS}
 
 
 def cache_dir() -> Path:
@@ -173,26 +178,26 @@ def _table_file(target: int) -> str:
     return f"table-t{target}-v{TABLE_VERSION}.json.gz" if target != DEFAULT_TARGET else "table-t24.json.gz"
 
 
-def _encode(target: int, table: dict[Key, str | None]) -> bytes:
+def _encode(target: int, table: Table) -> bytes:
     doc = {"version": TABLE_VERSION, "target": target, "multisets": len(table),
            "solutions": {",".join(map(str, k)): v for k, v in table.items()}}
     return gzip.compress(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), mtime=0)
 
 
-def _decode(blob: bytes, target: int) -> dict[Key, str | None]:
+def _decode(blob: bytes, target: int) -> Table:
     doc = orjson.loads(gzip.decompress(blob))
     if doc.get("version") != TABLE_VERSION or doc.get("target") != target:
         raise ValueError("stale or foreign table")
-    table = {tuple(int(x) for x in k.split(",")): v for k, v in doc["solutions"].items()}
+    table = {tuple(int(x) for x in k.split(",")): tuple(v) for k, v in doc["solutions"].items()}
     if len(table) != len(ALL_KEYS):
         raise ValueError("incomplete table")
     return table  # type: ignore[return-value]
 
 
-_TABLES: dict[int, dict[Key, str | None]] = {}
+_TABLES: dict[int, Table] = {}
 
 
-def load_table(target: int = DEFAULT_TARGET) -> dict[Key, str | None]:
+def load_table(target: int = DEFAULT_TARGET) -> Table:
     """The solvability table for ``target``: shipped for 24, else cached on disk after a first build."""
     if target in _TABLES:
         return _TABLES[target]
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     out = DATA_DIR / _table_file(target)
     out.write_bytes(_encode(target, table))
-    solvable = sum(v is not None for v in table.values())
+    solvable = sum(bool(v) for v in table.values())
     print(f"wrote {out}: {len(table)} multisets, {solvable} solvable for target {target}")
     return 0
 
