@@ -88,19 +88,19 @@ def runs_list(
         out.print_json(json.dumps(rows, default=str))
         return
     t = Table(title=f"runs in {output}", caption=f"{len(runs)} run(s)", caption_justify="left")
-    for col in ("run_id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status",
-                "finished"):
+    # a run id is <task>_<split>_<model>_<hash>: the hash alone identifies it (`runs show HASH`)
+    for col in ("id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status", "finished"):
         t.add_column(col, justify="right" if col in ("episodes", "success", "flops") else "left",
-                     overflow="fold", no_wrap=col not in ("run_id", "model"))
+                     overflow="fold", min_width={"model": 12, "id": 10, "success": 6}.get(col))
     for r in runs:
-        t.add_row(r.run_id, r.task, r.split, r.model, r.recipe or "-", "-" if r.flops is None else f"{r.flops:.3g}",
-                  str(r.episodes if r.episodes is not None else "-"), _success(r), r.status or "-",
-                  _when(r.finished))
+        t.add_row(r.run_id.rsplit("_", 1)[-1], r.task, r.split, r.model, r.recipe or "-",
+                  "-" if r.flops is None else f"{r.flops:.3g}", str(r.episodes if r.episodes is not None else "-"),
+                  _success(r), r.status or "-", _when(r.finished))
     out.print(t)
 
 
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    run_id: Annotated[str, typer.Argument(help="A run id, or any unique part of one (the id `runs list` shows).")],
     output: RunsOpt = DEFAULT_RUNS,
 ) -> None:
     """Print one run's record."""

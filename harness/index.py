@@ -341,7 +341,7 @@ def query(root: Path | str, *, task: str | None = None, split: str | None = None
             args.append(value)
     if run_id is not None:
         clauses.append("(run_id = ? OR run_id LIKE ? ESCAPE '\\')")
-        args += [run_id, run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
+        args += [run_id, "%" + run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
     sql = f"SELECT {', '.join(_COLUMNS)} FROM runs"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
