@@ -142,15 +142,21 @@ class GeneralPointsEnv(TextEnv):
                              "formula": f"{self._solution}={self.target}"}).decode()
 
     def random_action(self, rng: random.Random) -> str:
-        """The true cards and a formula over the hand's four numbers with random order, operators and
-        tree shape: well-formed and using every card once, right only by chance."""
-        items = [(str(v), 3) for v in self._hand_values]
+        """A formula over four numbers with random order, operators and tree shape: well-formed, using
+        every card once, right only by chance. On gp-l the cards are given in the prompt, so the policy
+        copies them; on gp-vl it cannot see, so it guesses four ranks and uses their values."""
+        if self.vision:
+            ranks = [rng.randint(1, 13) for _ in range(4)]
+            names = [card_name(r) for r in ranks]
+            values = [self._values[r] for r in ranks]
+        else:
+            names, values = self._names, list(self._hand_values)
+        items = [(str(v), 3) for v in values]
         rng.shuffle(items)
         while len(items) > 1:
             i = rng.randrange(len(items) - 1)
             items[i:i + 2] = [combine(items[i], rng.choice("+-*/"), items[i + 1])]
-        return orjson.dumps({"cards": self._names, "number": self._hand_values,
-                             "formula": f"{items[0][0]}={self.target}"}).decode()
+        return orjson.dumps({"cards": names, "number": values, "formula": f"{items[0][0]}={self.target}"}).decode()
 
     # ----------------------------------------------------------------------------------- inspection
     @property
