@@ -261,7 +261,8 @@ def train_cmd(
     split: Annotated[str, typer.Option(help="Training split.")] = "id",
     steps: Annotated[int | None, typer.Option(min=1, help="Optimiser steps (or use --budget).")] = None,
     budget: Annotated[float | None, typer.Option(help="Training compute budget in FLOPs, e.g. 1e15.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Checkpoint directory (default runs/train/<...>).")] = None,
+    ckpt_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory (default runs/train/<...>).")]
+    = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Runs root for checkpoint evals.")] = Path("runs"),
     recipe_args: Annotated[str | None, typer.Option(help="Recipe arguments k=v,... (see the recipe).")] = None,
     model_args: Annotated[str | None, typer.Option(help="Backend arguments k=v,... for loading/eval.")] = None,
@@ -292,7 +293,7 @@ def train_cmd(
     margs = {**alias_args, **parse_kv(model_args, "--model-args")}
     if "pretrained" not in margs:
         raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
-    out_dir = out or output / "train" / f"{recipe}_{task}_{Path(str(margs['pretrained'])).name}_s{seed}"
+    out_dir = ckpt_dir or output / "train" / f"{recipe}_{task}_{Path(str(margs['pretrained'])).name}_s{seed}"
 
     def show(rec: Mapping[str, Any]) -> None:
         m = rec["metrics"]["success_rate"]

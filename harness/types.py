@@ -116,6 +116,8 @@ class TaskSpec:
     metrics: tuple[MetricSpec, ...] = ()
     parse_answer: Callable[[str], Any] | None = None
     gym_id: str | None = None
+    # The answer's JSON field that holds the action (the rest is "thought"); RL recipes weight the two apart.
+    action_field: str | None = None
 
     def split(self, name: str) -> SplitSpec:
         for s in self.splits:

@@ -56,6 +56,7 @@ GP_L = TaskSpec(
     make_env=make_gp_l,
     default_verify_iter=DEFAULT_VERIFY_ITER,
     parse_answer=parse_answer,
+    action_field="formula",
     gym_id="harness/gp-l-v0",
 )
 GP_VL = TaskSpec(
@@ -67,6 +68,7 @@ GP_VL = TaskSpec(
     default_verify_iter=DEFAULT_VERIFY_ITER,
     metrics=(MetricSpec("recognition_accuracy", "answers whose recognised cards match the hand", kind="ratio"),),
     parse_answer=parse_answer,
+    action_field="formula",
     gym_id="harness/gp-vl-v0",
 )
 

@@ -58,13 +58,13 @@ VIRL_L = TaskSpec(
     name="virl-l",
     description="V-IRL navigation with text observations: follow a route instruction through a city",
     modality="text", splits=(_ID, _RULE), make_env=_make_l, default_verify_iter=DEFAULT_VERIFY_ITER,
-    metrics=(STEP_ACCURACY,), parse_answer=parse_answer, gym_id=GYM_IDS["virl-l"],
+    metrics=(STEP_ACCURACY,), parse_answer=parse_answer, action_field="action", gym_id=GYM_IDS["virl-l"],
 )
 VIRL_VL = TaskSpec(
     name="virl-vl",
     description="V-IRL navigation from street-view images: landmarks must be read off storefront signs",
     modality="vision", splits=(_ID, _RULE, _WORLD), make_env=_make_vl, default_verify_iter=DEFAULT_VERIFY_ITER,
-    metrics=(STEP_ACCURACY,), parse_answer=parse_answer, gym_id=GYM_IDS["virl-vl"],
+    metrics=(STEP_ACCURACY,), parse_answer=parse_answer, action_field="action", gym_id=GYM_IDS["virl-vl"],
 )
 
 

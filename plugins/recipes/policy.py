@@ -1,0 +1,239 @@
+"""The trainable policy: a checkpoint loaded by the hf backend, optional LoRA, optional value head.
+
+Loading, chat templates, image handling and prompt encoding are the hf backend's own code
+(:class:`plugins.hf.backend.HFBackend`), so a policy sees exactly the prompts evaluation will show the
+saved checkpoint. A training sample is (conversation so far, completion token ids): the prompt is encoded
+left-padded as for ``generate`` and the completion ids are appended, which reproduces the sequence the
+model sampled token for token (no re-tokenisation of generated text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.compute import count_params
+from harness.types import Message, Request
+
+HF_ARGS = ("pretrained", "dtype", "device", "max_image_size", "trust_remote_code", "revision", "cache_dir",
+           "attn_implementation")
+Conversation = Sequence[Message]
+
+
+class ValueHead(nn.Module):
+    """V(s) from the last-layer hidden state of the prompt's last token (a small MLP, as in RL4VLM)."""
+
+    def __init__(self, hidden: int, width: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden, width), nn.ReLU(), nn.Linear(width, 1))
+        nn.init.zeros_(self.net[2].weight)  # start at V=0: no bias in the first advantages
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h.float()).squeeze(-1)
+
+
+class ActorCritic(nn.Module):
+    """One module around the LM and the value head, so accelerate/FSDP wraps and syncs both together."""
+
+    def __init__(self, lm: nn.Module, value_head: ValueHead | None) -> None:
+        super().__init__()
+        self.lm = lm
+        self.value_head = value_head
+
+    def forward(self, batch: Mapping[str, torch.Tensor], n_completion: int, temperature: float = 1.0,
+                want_values: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-token log-probs of the completion (B, C) and, if asked, V(prompt) (B,)."""
+        inputs = dict(batch)
+        n_prompt = inputs["input_ids"].shape[1] - n_completion
+        need_hidden = want_values and self.value_head is not None
+        out = self.lm(**inputs, logits_to_keep=n_completion + 1, output_hidden_states=need_hidden)
+        logits = out.logits[:, -(n_completion + 1):-1].float()  # position t predicts token t + 1
+        if temperature != 1.0:
+            logits = logits / temperature
+        targets = inputs["input_ids"][:, n_prompt:]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        values = None
+        if need_hidden:
+            assert self.value_head is not None
+            values = self.value_head(out.hidden_states[-1][:, n_prompt - 1])
+        return logp, values
+
+
+@dataclass
+class Batch:
+    """Model inputs plus the completion mask (B, C) and counts for FLOPs accounting."""
+
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    n_completion: int
+    tokens: int  # real (unpadded) tokens, images' placeholder tokens included
+
+
+class Policy:
+    """Owns the model, its tokenizer/processor (through the hf backend), LoRA and the value head."""
+
+    def __init__(self, model_args: Mapping[str, Any], *, lora: bool = False, lora_r: int = 16,
+                 lora_alpha: int = 32, lora_dropout: float = 0.0, lora_targets: str = "all-linear",
+                 value_head: bool = False, device: str | None = None, gradient_checkpointing: bool = False) -> None:
+        from plugins.hf.backend import create
+
+        args = {k: v for k, v in model_args.items() if k in HF_ARGS}
+        if device is not None:
+            args["device"] = device
+        self.backend = create(args)
+        self.pretrained = str(self.backend.path)
+        lm = self.backend.model
+        self.n_params = count_params(lm)  # before LoRA: adapters are a rounding error in FLOPs
+        self.lora = lora
+        if gradient_checkpointing:
+            lm.gradient_checkpointing_enable()
+            lm.config.use_cache = False
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            targets: Any = lora_targets if lora_targets == "all-linear" else lora_targets.split(":")
+            cfg = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets,
+                             task_type="CAUSAL_LM")
+            lm = get_peft_model(lm, cfg)
+            self._lora_scale = lora_alpha / lora_r
+        else:
+            lm.requires_grad_(True)
+        lm.eval()  # no dropout: PPO ratios must compare the same function
+        hidden = int(self.backend.config.get_text_config().hidden_size)
+        head = ValueHead(hidden).to(self.backend.device) if value_head else None
+        self.module = ActorCritic(lm, head)
+        self.tokenizer = self.backend.tokenizer
+        self.eos_id = int(self.tokenizer.eos_token_id)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    # ------------------------------------------------------------------------------------ encoding
+    def prompts(self, convs: Sequence[Conversation]) -> tuple[list[str], list[list[Any]]]:
+        texts, images = [], []
+        for msgs in convs:
+            messages, ims = self.backend._conversation(Request(tuple(msgs), 0, 0))
+            texts.append(self.backend._prompt(messages))
+            images.append(ims)
+        return texts, images
+
+    def encode(self, convs: Sequence[Conversation], completions: Sequence[Sequence[int]]) -> Batch:
+        """Left-padded prompts (the hf backend's encoding, images included) + right-padded completions."""
+        texts, images = self.prompts(convs)
+        enc = self.backend._encode(texts, images)
+        width = max(1, max(len(c) for c in completions))
+        ids = torch.full((len(completions), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(completions), width), dtype=torch.long)
+        for i, c in enumerate(completions):
+            ids[i, :len(c)] = torch.tensor(list(c), dtype=torch.long)
+            mask[i, :len(c)] = 1
+        inputs = {k: v for k, v in enc.items()}
+        inputs["input_ids"] = torch.cat([enc["input_ids"], ids], dim=1)
+        inputs["attention_mask"] = torch.cat([enc["attention_mask"], mask], dim=1)
+        if "cross_attention_mask" in inputs:  # Mllama: completion tokens see the images as the last prompt token does
+            cam = inputs["cross_attention_mask"]
+            inputs["cross_attention_mask"] = torch.cat([cam, cam[:, -1:].expand(-1, width, *cam.shape[2:])], dim=1)
+        for key in [k for k in inputs if k.endswith("token_type_ids")]:  # text tokens are type 0 (Qwen2-VL's mm_...)
+            inputs[key] = torch.cat([inputs[key], torch.zeros_like(ids, dtype=inputs[key].dtype)], dim=1)
+        dev = self.device
+        inputs = {k: v.to(dev) for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.backend.model.dtype)
+        tokens = int(inputs["attention_mask"].sum())
+        return Batch(inputs, mask.to(dev), width, tokens)
+
+    def completion_ids(self, text: str) -> list[int]:
+        """Token ids of a target answer as the model should produce it: the text, then end-of-turn."""
+        return [*self.tokenizer(text, add_special_tokens=False)["input_ids"], self.eos_id]
+
+    # ---------------------------------------------------------------------------------- generation
+    @torch.no_grad()
+    def generate(self, convs: Sequence[Conversation], *, max_new_tokens: int, temperature: float,
+                 seed: int, lm: nn.Module | None = None) -> tuple[list[list[int]], list[int]]:
+        """Sampled completion ids (cut after the first end-of-turn) and each prompt's token count."""
+        be = self.backend
+        texts, images = self.prompts(convs)
+        out_ids: list[list[int]] = [[] for _ in convs]
+        prompt_tokens = [0] * len(convs)
+        model = lm if lm is not None else self.module.lm
+        eos = set(be.eos_ids)
+        for group in be._groups([(None, ims) for ims in images]):
+            enc = be._encode([texts[i] for i in group], [images[i] for i in group]).to(be.device)
+            if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
+                enc["pixel_values"] = enc["pixel_values"].to(be.model.dtype)
+            gen: dict[str, Any] = {"max_new_tokens": max(1, int(max_new_tokens)), "pad_token_id": self.pad_id,
+                                   "eos_token_id": be.eos_ids or None}
+            if be.suppress_ids:
+                gen["suppress_tokens"] = be.suppress_ids
+            if temperature > 0:
+                gen.update(do_sample=True, temperature=float(temperature), top_p=1.0, top_k=0)
+            else:
+                gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            torch.manual_seed(seed)
+            seqs = model.generate(**enc, **gen)
+            width = enc["input_ids"].shape[1]
+            counts = enc["attention_mask"].sum(dim=1).tolist()
+            for j, i in enumerate(group):
+                row = seqs[j, width:].tolist()
+                n = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
+                out_ids[i] = row[:n]
+                prompt_tokens[i] = int(counts[j])
+        return out_ids, prompt_tokens
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # -------------------------------------------------------------------------------------- saving
+    def save(self, out_dir: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
+        """A plain checkpoint directory the hf backend loads: merged weights, config, processor files.
+
+        ``state_dict`` is the ActorCritic's state as accelerate gathers it (``get_state_dict``, which also
+        works when training is sharded); by default the local module's. LoRA factors are merged into the
+        base weights here (W + scale * B @ A), so nothing depends on peft at load time.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        state = state_dict if state_dict is not None else self.module.state_dict()
+        weights = _plain_weights(state, self._lora_scale if self.lora else None)
+        lm = self.module.lm
+        base = lm.get_base_model() if self.lora else lm  # type: ignore[operator]
+        base.save_pretrained(out, state_dict=weights)
+        self.backend.processor.save_pretrained(out)
+        if self.backend.processor is not self.tokenizer:
+            self.tokenizer.save_pretrained(out)
+        if self.module.value_head is not None:
+            head = {k[len("value_head."):]: v for k, v in state.items() if k.startswith("value_head.")}
+            torch.save(head, out / "value_head.pt")
+        return out
+
+
+def _plain_weights(state: Mapping[str, torch.Tensor], lora_scale: float | None) -> dict[str, torch.Tensor]:
+    """ActorCritic keys -> the base model's own keys, with LoRA factors folded into their base weights."""
+    out: dict[str, torch.Tensor] = {}
+    lm = {k[3:]: v for k, v in state.items() if k.startswith("lm.")}
+    for k, v in lm.items():
+        if lora_scale is None:
+            out[k] = v.detach().contiguous()
+            continue
+        if "lora_" in k or "modules_to_save" in k:
+            continue
+        name = k.removeprefix("base_model.model.")
+        if ".base_layer." in k:
+            stem, _, leaf = k.rpartition(".base_layer.")
+            a, b = lm.get(f"{stem}.lora_A.default.weight"), lm.get(f"{stem}.lora_B.default.weight")
+            if leaf == "weight" and a is not None and b is not None:
+                v = v + (b.float() @ a.float()).to(v.dtype) * lora_scale
+            name = name.replace(".base_layer.", ".")
+        out[name] = v.detach().contiguous()
+    return out
+
+
+__all__ = ["HF_ARGS", "ActorCritic", "Batch", "Policy", "ValueHead"]
