@@ -314,7 +314,8 @@ def train_cmd(
         summary = recipe_spec.run(job)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise fail(f"recipe {recipe!r}: {exc}") from None
-    out.print_json(json.dumps(summary, default=str))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun / accelerate launch, the main process reports
+        out.print_json(json.dumps(summary, default=str))
 
 
 # ------------------------------------------------------------------------------- listings

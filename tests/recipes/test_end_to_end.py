@@ -76,3 +76,21 @@ def test_sft_learns_toy_add(registry, tiny_llama: Path, tmp_path: Path) -> None:
         recipe_args={"checkpoints": 1, "batch_size": 16, "lr": 3e-3, "revision_frac": 0.3, "log_every": 0},
         max_tokens=4, splits=("id",)))
     assert out["checkpoints"][-1]["success"]["id"] > 0.5
+
+
+def test_vlm_sft_then_rl_on_gp_vl(registry, tiny_qwen2_vl: Path, tmp_path: Path) -> None:
+    """The vision path end to end: card images go through the processor in SFT, in RL rollouts and updates,
+    and in the checkpoint evaluations on all three gp-vl splits."""
+    runs = tmp_path / "runs"
+    sft = registry.recipe("sft").run(make_job(
+        registry, recipe="sft", model=tiny_qwen2_vl, task="gp-vl", runs=runs, steps=1, episodes=1,
+        recipe_args={"checkpoints": 1, "batch_size": 2, "log_every": 0}))
+    last = Path(sft["checkpoints"][-1]["dir"])
+    rl = registry.recipe("rl").run(make_job(
+        registry, recipe="rl", model=last, task="gp-vl", runs=runs, steps=1, episodes=1, verify_iter=2,
+        recipe_args={"checkpoints": 1, "n_envs": 2, "minibatch": 4, "max_new_tokens": 8, "epochs": 1,
+                     "log_every": 0}))
+    assert rl["rollout_tokens"] > 0
+    records = [json.loads(p.read_text()) for p in runs.glob("gp-vl_*/run.json")]
+    _check_records([r for r in records if r["training"]["recipe"] == "sft"], "sft", {"id", "ood-rule", "ood-visual"})
+    _check_records([r for r in records if r["training"]["recipe"] == "rl"], "rl", {"id", "ood-rule", "ood-visual"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from harness.types import Message
@@ -75,12 +76,15 @@ def test_lora_checkpoint_is_merged_and_loads_as_plain_model(tiny_llama: Path, tm
     assert not torch.allclose(before, again, atol=1e-3)  # the adapter's training is in the checkpoint
 
 
-def test_vision_policy_trains_on_images(tiny_qwen2_vl: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["qwen2-vl", "mllama", "llava"])
+def test_vision_policy_trains_on_images(arch: str, tiny_qwen2_vl: Path, tmp_path: Path) -> None:
     from PIL import Image
 
+    from plugins.hf.tiny import make_tiny
     from plugins.recipes.policy import Policy
 
-    p = Policy({"pretrained": str(tiny_qwen2_vl)}, value_head=True)
+    model = tiny_qwen2_vl if arch == "qwen2-vl" else make_tiny(arch, tmp_path / arch)
+    p = Policy({"pretrained": str(model)}, value_head=True)
     img = Image.new("RGB", (64, 48), (0, 128, 0))
     convs = [[Message.make("user", "Which cards?", [img])], [Message.make("user", "Which cards now?", [img])]]
     ids, _ = p.generate(convs, max_new_tokens=4, temperature=1.0, seed=0)

@@ -1,0 +1,72 @@
+"""Data-parallel training through torch.distributed (gloo on CPU), launched as a user launches it.
+
+``accelerate launch`` on GPUs (DDP, FSDP, DeepSpeed) starts its processes with torch's elastic launcher;
+here ``torch.distributed.run`` starts two CPU processes directly, so the recipes' one-process-view code
+(batch slicing per rank, summed token counts, gathered checkpoints, main-process evaluation) runs for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch.distributed")
+
+
+def _launch(nproc: int, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "harness.cli", "train", *argv]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _info(ckpt: Path) -> dict:
+    return json.loads((ckpt / "harness-training.json").read_text())
+
+
+def _summaries(stdout: str) -> list[dict]:
+    """The JSON summaries printed on stdout (one per process that printed one)."""
+    dec, out, i = json.JSONDecoder(), [], stdout.find("{")
+    while i >= 0:
+        try:
+            obj, end = dec.raw_decode(stdout, i)
+        except ValueError:
+            i = stdout.find("{", i + 1)
+            continue
+        out.append(obj)
+        i = stdout.find("{", end)
+    return out
+
+
+def test_sft_then_rl_on_two_processes(tiny_llama: Path, tmp_path: Path) -> None:
+    common = ["--task", "gp-l", "--output", str(tmp_path / "runs"), "--eval-episodes", "2", "--max-tokens", "8"]
+    sft_args = ["--recipe", "sft", "--model", str(tiny_llama), "--steps", "2",
+                "--recipe-args", "checkpoints=1,batch_size=4,log_every=0", *common]
+    two = _launch(2, *sft_args, "--out", str(tmp_path / "sft2"), cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = _launch(1, *sft_args, "--out", str(tmp_path / "sft1"), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    info2, info1 = _info(tmp_path / "sft2" / "step-000002"), _info(tmp_path / "sft1" / "step-000002")
+    assert info2["processes"] == 2 and info1["processes"] == 1
+    # the global batch is split over the ranks, not repeated: the same tokens are trained either way
+    assert info2["trained_tokens"] == info1["trained_tokens"] > 0
+    assert len(_summaries(two.stdout)) == 1  # only the main process reports
+
+    rl = _launch(2, "--recipe", "rl", "--model", str(tmp_path / "sft2" / "step-000002"), "--steps", "1",
+                 "--out", str(tmp_path / "rl2"), "--recipe-args",
+                 "n_envs=2,minibatch=2,micro_batch=2,epochs=1,max_new_tokens=8,checkpoints=1,log_every=0",
+                 *common, cwd=tmp_path)
+    assert rl.returncode == 0, rl.stderr[-3000:]
+    info = _info(tmp_path / "rl2" / "step-000001")
+    assert info["processes"] == 2 and info["recipe"] == "rl" and info["base_recipe"] == "sft"
+    assert info["rollout_tokens"] > 0 and info["trained_tokens"] > 0
+    # each checkpoint was evaluated once, by the main process, on both splits
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("gp-l_*/run.json")]
+    steps = sorted((r["training"]["recipe"], r["split"]) for r in records if r["training"]["processes"] == 2)
+    assert steps == [("rl", "id"), ("rl", "ood-rule"), ("sft", "id"), ("sft", "ood-rule")]
+    assert len(_summaries(rl.stdout)) == 1
