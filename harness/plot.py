@@ -60,16 +60,24 @@ def _recipe(recipe: str | None, fallback: str) -> str:
 
 
 def compute_board(runs: Sequence[index.IndexedRun], metric: str = "success_rate") -> Board:
-    """A board over every trained run in ``runs``: one column per task split, one row per (model, recipe,
-    FLOPs), series per model and recipe. Used by ``harness plot compute`` without ``--board``."""
+    """A board over every trained run in ``runs``: one column per task split, one row per (recipe, FLOPs),
+    series per recipe and, when runs started from several models, per base model. Used by ``harness plot
+    compute`` without ``--board``."""
     trained = [r for r in runs if r.flops is not None and r.status == "complete" and metric in r.metrics]
     keys = sorted({(r.task, r.split, r.distribution or "") for r in trained},
                   key=lambda k: (k[0], k[2] != "id", k[1]))
     columns = tuple(Column(task=t, split=s, metric=metric, distribution=d or None) for t, s, d in keys)
-    models = {r.model for r in trained}
-    series = "{model} {recipe}" if len(models) > 1 else None  # None: the recipe, upper-cased
-    rows = (RowSpec(label="{model} {recipe} {flops:.3g}", recipe="*", series=series,
-                    expand=("model", "recipe", "flops")),)
+    # Checkpoints are separate models (their paths), so series follow the model training started from:
+    # ``training.root_model`` (an RL run started from an SFT checkpoint keeps the SFT run's base model);
+    # older records fall back to ``training.base_model``.
+    by = next((f for f in ("training.root_model", "training.base_model") if all(r.get(f) for r in trained)),
+              "model")
+    if len({r.get(by) if by != "model" else r.model for r in trained}) > 1:
+        name = by.split(".")[-1]
+        rows = (RowSpec(label=f"{{{name}}} {{recipe}} {{flops:.3g}}", recipe="*", series=f"{{{name}}} {{recipe}}",
+                        expand=(by, "recipe", "flops")),)
+    else:  # one base model: the series are the recipes (upper-cased), as in the paper's figure
+        rows = (RowSpec(label="{recipe} {flops:.3g}", recipe="*", expand=("recipe", "flops")),)
     return Board(name="compute", title=f"{metric} vs training compute", columns=columns, rows=rows)
 
 

@@ -61,14 +61,17 @@ def training_info(job: TrainJob, policy_path: str, step: int, meter: FlopsMeter,
     """What the run records of a checkpoint carry in ``record['training']`` (boards and plots read it).
 
     ``flops`` is this run's own compute. When the base model is itself a harness checkpoint (RL after
-    SFT), its recipe and FLOPs are kept as ``base_recipe`` / ``base_flops``."""
+    SFT), its recipe and FLOPs are kept as ``base_recipe`` / ``base_flops``, and ``root_model`` names the
+    model the chain of runs started from (plots group checkpoints into series by it)."""
     base = Path(policy_path) / TRAINING_INFO_FILE
+    root = job.model
     if base.is_file():
         prev = orjson.loads(base.read_bytes())
+        root = prev.get("root_model") or prev.get("base_model") or root
         extra = {"base_recipe": prev.get("recipe"), "base_flops": prev.get("flops"), **extra}
-    return {"recipe": job.recipe, "base_model": job.model, "base_checkpoint": policy_path, "task": job.task.name,
-            "split": job.split, "step": step, "seed": job.seed, **meter.as_dict(), "created": time.time(),
-            **extra}
+    return {"recipe": job.recipe, "base_model": job.model, "root_model": root, "base_checkpoint": policy_path,
+            "task": job.task.name, "split": job.split, "step": step, "seed": job.seed, **meter.as_dict(),
+            "created": time.time(), **extra}
 
 
 def checkpoint_dir(job: TrainJob, step: int) -> Path:

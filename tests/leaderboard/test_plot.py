@@ -52,3 +52,15 @@ def test_nothing_to_plot_is_a_clear_error(tmp_path: Path) -> None:
     make_run(tmp_path, model="oracle", successes=[True])
     with pytest.raises(plot.PlotError, match="training FLOPs"):
         plot.plot_compute(plot.compute_table(tmp_path), tmp_path / "x")
+
+
+def test_compute_series_follow_the_root_model(tmp_path: Path) -> None:
+    """Checkpoints are models of their own; series group them by the model their training started from."""
+    for root_model in ("qwen", "llama"):
+        for recipe, flops in (("sft", 1e15), ("sft", 2e15), ("rl", 1e15)):
+            ckpt = f"ckpt/{root_model}/{recipe}/{flops:g}"
+            make_run(tmp_path, model=ckpt, recipe=recipe, flops=flops, successes=[True, False],
+                     extra={"training": {"recipe": recipe, "flops": flops, "root_model": root_model}})
+    points = plot.compute_points(plot.compute_table(tmp_path))
+    assert sorted({p.series for p in points}) == ["llama rl", "llama sft", "qwen rl", "qwen sft"]
+    assert sorted(p.x for p in points if p.series == "qwen sft") == [1e15, 2e15]

@@ -45,7 +45,9 @@ def test_sft_then_rl_on_gp_l(registry, tiny_llama: Path, tmp_path: Path) -> None
     from harness import plot
 
     points = plot.compute_points(plot.compute_table(runs))
-    by_recipe = {r: [p for p in points if p.series.endswith(r)] for r in ("sft", "rl")}
+    # RL started from the SFT checkpoint: both belong to one base model, so the series are the recipes
+    assert {p.series for p in points} == {"SFT", "RL"}
+    by_recipe = {r: [p for p in points if p.series == r.upper()] for r in ("sft", "rl")}
     assert len(by_recipe["sft"]) == 4 and len(by_recipe["rl"]) == 2
     assert {p.column.split for p in points} == {"id", "ood-rule"}
     assert sorted({p.x for p in by_recipe["sft"]}) == [c["flops"] for c in sft["checkpoints"]]
