@@ -97,6 +97,11 @@ def test_board_errors_are_clear(tmp_path: Path) -> None:
         lb.find_board("no-such-board", cwd=tmp_path)
 
 
+def test_bundled_boards_are_found_from_any_directory(tmp_path: Path) -> None:
+    found = lb.find_board("sft-vs-rl", cwd=tmp_path)  # no ./leaderboards here: the bundled one
+    assert found.name == "sft-vs-rl.toml" and found.parent.name == "leaderboards"
+
+
 def test_aggregate_selects_latest_complete_run_and_expands_compute(tmp_path: Path, runs: Path) -> None:
     table = lb.aggregate(_board(tmp_path), runs)
     labels = [r.label for r in table.rows]
