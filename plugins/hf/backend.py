@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.types import Completion, GenParams, Request
+from plugins.images import fit_rgb
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -75,18 +76,6 @@ def resolve_checkpoint(pretrained: str, *, revision: str | None = None, cache_di
         f"  to get it: on a machine with network run `huggingface-cli download {pretrained}` "
         f"(or `hf download {pretrained}`) and copy the cache over (HF_HOME / HF_HUB_CACHE), or pass a local "
         f"directory: --model-args pretrained=/path/to/checkpoint")
-
-
-def _resize(image: Image, max_side: int) -> Image:
-    """RGB, and no side longer than ``max_side`` (aspect ratio kept). The caller's image is not modified."""
-    from PIL import Image as PILImage
-
-    im = image if image.mode == "RGB" else image.convert("RGB")
-    w, h = im.size
-    if max_side > 0 and max(w, h) > max_side:
-        scale = max_side / max(w, h)
-        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), PILImage.Resampling.BICUBIC)
-    return im
 
 
 def _batch_seed(params: GenParams, requests: Sequence[Request]) -> int:
@@ -214,7 +203,7 @@ class HFBackend:
             for p in m.content:
                 if p.type == "image" and p.image is not None:
                     parts.append({"type": "image"})
-                    images.append(_resize(p.image, self.max_image_size))
+                    images.append(fit_rgb(p.image, self.max_image_size))
                 elif p.type == "text":
                     parts.append({"type": "text", "text": p.text})
             messages.append({"role": m.role, "content": parts})

@@ -6,33 +6,14 @@ images becomes a list of parts in the message's own order, each image a base64 `
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from harness.types import Message
+from plugins.images import ImageFormat, image_data_url
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
-ImageFormat = Literal["png", "jpeg"]
-
-
-def image_data_url(image: Image, fmt: ImageFormat = "png", jpeg_quality: int = 90) -> str:
-    """Encode a PIL image as a ``data:image/...;base64,`` URL (PNG is lossless; JPEG is smaller)."""
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        img = image if image.mode in ("RGB", "L") else image.convert("RGB")
-        img.save(buf, format="JPEG", quality=jpeg_quality)
-        mime = "image/jpeg"
-    elif fmt == "png":
-        image.save(buf, format="PNG")
-        mime = "image/png"
-    else:
-        raise ValueError(f"unsupported image format {fmt!r}; use 'png' or 'jpeg'")
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
-
+    pass
 
 def to_chat_messages(messages: Sequence[Message], *, image_format: ImageFormat = "png",
                      image_detail: str | None = None) -> list[dict[str, Any]]:

@@ -18,17 +18,16 @@ and are unit-tested on machines without vllm or a GPU.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.types import Completion, GenParams, Request
+from plugins.images import fit_rgb, image_data_url
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
+    pass
 
 #: model args this backend consumes itself; everything else is a vLLM engine argument.
 OWN_ARGS = ("model", "pretrained", "max_image_size", "image_format", "chat_template")
@@ -94,23 +93,6 @@ def split_model_args(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return own, engine
 
 
-def _resize(image: Image, max_side: int) -> Image:
-    from PIL import Image as PILImage
-
-    im = image if image.mode == "RGB" else image.convert("RGB")
-    w, h = im.size
-    if max_side > 0 and max(w, h) > max_side:
-        scale = max_side / max(w, h)
-        im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), PILImage.Resampling.BICUBIC)
-    return im
-
-
-def data_url(image: Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def to_chat_messages(request: Request, *, max_image_size: int = 1024, image_format: str = "pil"
                      ) -> list[dict[str, Any]]:
     """A request as OpenAI-style chat messages for ``LLM.chat``. Text-only messages keep a plain string
@@ -123,11 +105,11 @@ def to_chat_messages(request: Request, *, max_image_size: int = 1024, image_form
         parts: list[dict[str, Any]] = []
         for p in m.content:
             if p.type == "image" and p.image is not None:
-                im = _resize(p.image, max_image_size)
+                im = fit_rgb(p.image, max_image_size)
                 if image_format == "pil":
                     parts.append({"type": "image_pil", "image_pil": im})
                 else:
-                    parts.append({"type": "image_url", "image_url": {"url": data_url(im)}})
+                    parts.append({"type": "image_url", "image_url": {"url": image_data_url(im)}})
             elif p.type == "text" and p.text:
                 parts.append({"type": "text", "text": p.text})
         out.append({"role": m.role, "content": parts})

@@ -22,10 +22,10 @@ from plugins.hf.backend import (
     CheckpointNotFoundError,
     HFBackend,
     TextOnlyModelError,
-    _resize,
     create,
 )
 from plugins.hf.tiny import make_tiny
+from plugins.images import fit_rgb
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +88,10 @@ def test_text_only_model_rejects_images_clearly(text_dir: Path) -> None:
 
 def test_resize_caps_long_side_and_keeps_caller_image() -> None:
     big = Image.new("L", (3000, 1000))
-    small = _resize(big, 1024)
+    small = fit_rgb(big, 1024)
     assert small.size == (1024, 341) and small.mode == "RGB"
     assert big.size == (3000, 1000) and big.mode == "L"
-    assert _resize(Image.new("RGB", (50, 40)), 1024).size == (50, 40)
+    assert fit_rgb(Image.new("RGB", (50, 40)), 1024).size == (50, 40)
 
 
 # ------------------------------------------------------------------------------------- generation
