@@ -306,15 +306,27 @@ def train_cmd(
                               runs_root=output, splits=splits, episodes=eval_episodes, seed=seed,
                               verify_iter=verify_iter, gen=GenParams(max_tokens=max_tokens),
                               batch_size=batch_size, on_result=show)
-    job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
-                   out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
-                   verify_iter=verify_iter, eval_episodes=eval_episodes,
-                   recipe_args=parse_kv(recipe_args, "--recipe-args"))
-    try:
-        summary = recipe_spec.run(job)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise fail(f"recipe {recipe!r}: {exc}") from None
-    if os.environ.get("RANK", "0") == "0":  # under torchrun / accelerate launch, the main process reports
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate launch
+    with Progress(TextColumn(f"[bold]{recipe}[/] {task}/{train_split}"), BarColumn(), MofNCompleteColumn()
+                  if steps is not None else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
+                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
+                  disable=not main_process or os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
+        bar_id = bar.add_task("train", total=steps if steps is not None else budget, stats="")
+
+        def on_step(s: Mapping[str, Any]) -> None:
+            done = s["step"] if steps is not None else min(float(s["flops"]), float(budget or 0))
+            shown = {k: s[k] for k in ("loss", "rollout_reward", "rollout_success") if k in s}
+            bar.update(bar_id, completed=done, stats=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))
+
+        job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
+                       out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
+                       verify_iter=verify_iter, eval_episodes=eval_episodes,
+                       recipe_args=parse_kv(recipe_args, "--recipe-args"), on_step=on_step)
+        try:
+            summary = recipe_spec.run(job)
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            raise fail(f"recipe {recipe!r}: {exc}") from None
+    if main_process:
         out.print_json(json.dumps(summary, default=str))
 
 

@@ -217,6 +217,9 @@ class TrainJob:
     verify_iter: int | None = None
     eval_episodes: int = 100
     recipe_args: Mapping[str, Any] = field(default_factory=dict)
+    # Called on the main process after every optimiser step with {"step", "flops", ...step stats}: the
+    # CLI's progress bar. Recipes call it; they never draw anything themselves.
+    on_step: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

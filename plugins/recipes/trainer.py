@@ -126,6 +126,8 @@ class Trainer:
         """Close a step: sync token counts, checkpoint if a milestone was crossed. True when training is over."""
         self.step += 1
         self.sync_counts()
+        if self.main and self.job.on_step is not None:
+            self.job.on_step({"step": self.step, "flops": self.meter.flops, **extra})
         if self.schedule.due(self.step, self.meter.flops):
             self.checkpoint(**extra)
         return self.schedule.done(self.step, self.meter.flops)

@@ -3,6 +3,7 @@ and OOD splits through the normal runner, and their run records carry the recipe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,9 +21,12 @@ def _check_records(records: list, recipe: str, splits: set[str]) -> None:
 
 def test_sft_then_rl_on_gp_l(registry, tiny_llama: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    sft = registry.recipe("sft").run(make_job(
+    seen: list[dict] = []  # what the CLI's progress bar is fed
+    sft = registry.recipe("sft").run(dataclasses.replace(make_job(
         registry, recipe="sft", model=tiny_llama, task="gp-l", runs=runs, steps=4,
-        recipe_args={"checkpoints": 2, "batch_size": 4, "lr": 1e-3, "log_every": 0}))
+        recipe_args={"checkpoints": 2, "batch_size": 4, "lr": 1e-3, "log_every": 0}), on_step=seen.append))
+    assert [s["step"] for s in seen] == [1, 2, 3, 4] and all(s["loss"] > 0 for s in seen)
+    assert [s["flops"] for s in seen] == sorted(s["flops"] for s in seen) and seen[-1]["flops"] == sft["flops"]
     assert [c["step"] for c in sft["checkpoints"]] == [2, 4]
     assert sft["checkpoints"][0]["flops"] < sft["checkpoints"][1]["flops"] == sft["flops"]
     assert sft["rollout_tokens"] == 0 and sft["trained_tokens"] > 0
