@@ -315,7 +315,8 @@ def train_cmd(
 
         def on_step(s: Mapping[str, Any]) -> None:
             done = s["step"] if steps is not None else min(float(s["flops"]), float(budget or 0))
-            shown = {k: s[k] for k in ("loss", "rollout_reward", "rollout_success") if k in s}
+            shown = {k: v for k, v in s.items()  # whatever numbers the recipe reports for its step
+                     if k not in ("step", "flops") and isinstance(v, int | float) and not isinstance(v, bool)}
             bar.update(bar_id, completed=done, stats=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))
 
         job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
