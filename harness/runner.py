@@ -164,8 +164,7 @@ class Runner:
         self.writer: store.SampleWriter | None = None
 
     def make_env(self) -> TextEnv:
-        return self.task.make_env(self.split.name, verify_iter=self.verify_iter,
-                                  **{**dict(self.split.options), **dict(self.cfg.task_args)})
+        return self.task.new_env(self.split.name, self.verify_iter, **dict(self.cfg.task_args))
 
     def _finish(self, ep: _Episode, error: str | None = None) -> None:
         rec = ep.record(error)

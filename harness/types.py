@@ -126,6 +126,14 @@ class TaskSpec:
         valid = ", ".join(s.name + (f" (alias {', '.join(s.aliases)})" if s.aliases else "") for s in self.splits)
         raise KeyError(f"task {self.name!r} has no split {name!r}; valid splits: {valid}")
 
+    def new_env(self, split: str, verify_iter: int | None = None, **task_args: Any) -> TextEnv:
+        """A fresh env of ``split`` (name or alias): the split's options with ``task_args`` on top, and the
+        task's default answer budget when ``verify_iter`` is None. Evaluation and training both build theirs
+        here."""
+        spec = self.split(split)
+        return self.make_env(spec.name, verify_iter=verify_iter or self.default_verify_iter,
+                             **{**dict(spec.options), **task_args})
+
 
 # -------------------------------------------------------------------------------------------- backends
 

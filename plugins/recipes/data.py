@@ -28,11 +28,6 @@ class Example:
     revision: bool  # the answer follows verifier feedback on a wrong answer
 
 
-def make_env(task: TaskSpec, split: str, verify_iter: int | None) -> TextEnv:
-    spec = task.split(split)
-    return task.make_env(spec.name, verify_iter=verify_iter or task.default_verify_iter, **dict(spec.options))
-
-
 def wrong_answer(env: TextEnv, rng: random.Random) -> str:
     """A plausible but (usually) wrong answer: the random policy, else a corrupted expert answer."""
     try:
@@ -76,7 +71,7 @@ def expert_stream(task: TaskSpec, split: str, *, seed: int, verify_iter: int | N
                   max_wrong: int, dataset_size: int = 0, stream: str = "sft") -> Iterator[Example]:
     """Endless expert examples. Episode seeds come from a stream named apart from evaluation's, so
     training never replays the evaluation episodes. ``dataset_size`` > 0 cycles over a fixed set."""
-    env = make_env(task, split, verify_iter)
+    env = task.new_env(split, verify_iter)
     budget = _budget(env)
     rng = random.Random(f"{seed}:{stream}")
     cache: list[list[Example]] = []
@@ -98,4 +93,4 @@ def expert_stream(task: TaskSpec, split: str, *, seed: int, verify_iter: int | N
         yield from examples
 
 
-__all__ = ["Example", "expert_episode", "expert_stream", "make_env", "wrong_answer"]
+__all__ = ["Example", "expert_episode", "expert_stream", "wrong_answer"]

@@ -24,7 +24,6 @@ from harness.types import TrainJob
 from plugins.recipes import grpo, ppo
 from plugins.recipes.action import token_weights
 from plugins.recipes.config import RLArgs, parse_args
-from plugins.recipes.data import make_env
 from plugins.recipes.rollout import EpisodeLog, Turn, play
 from plugins.recipes.trainer import Trainer, log, metrics_line
 
@@ -51,7 +50,7 @@ class RLTrainer:
         if args.n_envs % group:
             raise ValueError(f"n_envs ({args.n_envs}) must be a multiple of group_size ({group}) for grpo")
         self.group = group
-        self.envs = [make_env(job.task, job.split, job.verify_iter) for _ in range(args.n_envs)]
+        self.envs = [job.task.new_env(job.split, job.verify_iter) for _ in range(args.n_envs)]
         self.vllm = None
         if args.rollout_engine == "vllm":
             from plugins.recipes.vllm_engine import VLLMGenerator
