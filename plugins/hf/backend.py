@@ -249,34 +249,44 @@ class HFBackend:
 
     def _generate_chunk(self, requests: Sequence[Request], convs: Sequence[tuple[Any, list[Image]]],
                         params: GenParams) -> list[Completion]:
-        import torch
-
         prompts = [self._prompt(msgs) for msgs, _ in convs]
-        batch = self._encode(prompts, [ims for _, ims in convs]).to(self.device)
+        ids, prompt_counts = self.sample(prompts, [ims for _, ims in convs], max_new_tokens=params.max_tokens,
+                                         temperature=params.temperature, top_p=params.top_p,
+                                         seed=_batch_seed(params, requests))
+        return [Completion(text=self.tokenizer.decode(row, skip_special_tokens=True), prompt_tokens=n_prompt,
+                           completion_tokens=len(row)) for row, n_prompt in zip(ids, prompt_counts, strict=True)]
+
+    def inputs(self, prompts: list[str], images: list[list[Image]]) -> Any:
+        """Encoded prompts on the model's device, pixel values in the model's dtype."""
+        batch = self._encode(prompts, images).to(self.device)
         if "pixel_values" in batch and batch["pixel_values"].is_floating_point():
             batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
-        gen: dict[str, Any] = {"max_new_tokens": max(1, int(params.max_tokens)),
+        return batch
+
+    def sample(self, prompts: list[str], images: list[list[Image]], *, max_new_tokens: int, temperature: float,
+               top_p: float, seed: int, model: Any = None) -> tuple[list[list[int]], list[int]]:
+        """One ``generate`` over rendered prompts: each row's new token ids (cut after the first end-of-turn
+        token, which is kept) and its prompt's token count. ``model`` generates with another module that
+        holds this model's weights (a trainer's policy); the global torch RNG is left untouched."""
+        import torch
+
+        batch = self.inputs(prompts, images)
+        gen: dict[str, Any] = {"max_new_tokens": max(1, int(max_new_tokens)),
                                "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.eos_ids or None}
         if self.suppress_ids:
             gen["suppress_tokens"] = self.suppress_ids
-        if params.temperature > 0:
-            gen.update(do_sample=True, temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
+        if temperature > 0:
+            gen.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
         else:
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_batch_seed(params, requests))
-            seqs = self.model.generate(**batch, **gen)
-        prompt_len = batch["input_ids"].shape[1]
-        new = seqs[:, prompt_len:].tolist()
-        prompt_counts = batch["attention_mask"].sum(dim=1).tolist()
+            torch.manual_seed(seed)
+            seqs = (model if model is not None else self.model).generate(**batch, **gen)
+        new = seqs[:, batch["input_ids"].shape[1]:].tolist()
         eos = set(self.eos_ids)
-        out = []
-        for row, n_prompt in zip(new, prompt_counts, strict=True):
-            n = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
-            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
-            out.append(Completion(text=text, prompt_tokens=int(n_prompt), completion_tokens=n))
-        return out
+        ids = [row[:next((k + 1 for k, t in enumerate(row) if t in eos), len(row))] for row in new]
+        return ids, [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()]
 
     def close(self) -> None:
         import torch

@@ -128,12 +128,13 @@ class Policy:
     def encode(self, convs: Sequence[Conversation], completions: Sequence[Sequence[int]]) -> Batch:
         """Left-padded prompts (the hf backend's encoding, images included) + right-padded completions."""
         texts, images = self.prompts(convs)
-        enc = self.backend._encode(texts, images)
+        enc = self.backend.inputs(texts, images)
+        dev = self.device
         width = max(1, max(len(c) for c in completions))
-        ids = torch.full((len(completions), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(completions), width), dtype=torch.long)
+        ids = torch.full((len(completions), width), self.pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((len(completions), width), dtype=torch.long, device=dev)
         for i, c in enumerate(completions):
-            ids[i, :len(c)] = torch.tensor(list(c), dtype=torch.long)
+            ids[i, :len(c)] = torch.tensor(list(c), dtype=torch.long, device=dev)
             mask[i, :len(c)] = 1
         inputs = {k: v for k, v in enc.items()}
         inputs["input_ids"] = torch.cat([enc["input_ids"], ids], dim=1)
@@ -143,49 +144,29 @@ class Policy:
             inputs["cross_attention_mask"] = torch.cat([cam, cam[:, -1:].expand(-1, width, *cam.shape[2:])], dim=1)
         for key in [k for k in inputs if k.endswith("token_type_ids")]:  # text tokens are type 0 (Qwen2-VL's mm_...)
             inputs[key] = torch.cat([inputs[key], torch.zeros_like(ids, dtype=inputs[key].dtype)], dim=1)
-        dev = self.device
-        inputs = {k: v.to(dev) for k, v in inputs.items()}
-        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.backend.model.dtype)
         tokens = int(inputs["attention_mask"].sum())
-        return Batch(inputs, mask.to(dev), width, tokens)
+        return Batch(inputs, mask, width, tokens)
 
     def completion_ids(self, text: str) -> list[int]:
         """Token ids of a target answer as the model should produce it: the text, then end-of-turn."""
         return [*self.tokenizer(text, add_special_tokens=False)["input_ids"], self.eos_id]
 
     # ---------------------------------------------------------------------------------- generation
-    @torch.no_grad()
     def generate(self, convs: Sequence[Conversation], *, max_new_tokens: int, temperature: float,
                  seed: int, lm: nn.Module | None = None) -> tuple[list[list[int]], list[int]]:
-        """Sampled completion ids (cut after the first end-of-turn) and each prompt's token count."""
+        """Sampled completion ids (cut after the first end-of-turn) and each prompt's token count, through
+        the hf backend's own sampling with the policy's (or the given) module."""
         be = self.backend
         texts, images = self.prompts(convs)
         out_ids: list[list[int]] = [[] for _ in convs]
         prompt_tokens = [0] * len(convs)
         model = lm if lm is not None else self.module.lm
-        eos = set(be.eos_ids)
         for group in be._groups([(None, ims) for ims in images]):
-            enc = be._encode([texts[i] for i in group], [images[i] for i in group]).to(be.device)
-            if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
-                enc["pixel_values"] = enc["pixel_values"].to(be.model.dtype)
-            gen: dict[str, Any] = {"max_new_tokens": max(1, int(max_new_tokens)), "pad_token_id": self.pad_id,
-                                   "eos_token_id": be.eos_ids or None}
-            if be.suppress_ids:
-                gen["suppress_tokens"] = be.suppress_ids
-            if temperature > 0:
-                gen.update(do_sample=True, temperature=float(temperature), top_p=1.0, top_k=0)
-            else:
-                gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            torch.manual_seed(seed)
-            seqs = model.generate(**enc, **gen)
-            width = enc["input_ids"].shape[1]
-            counts = enc["attention_mask"].sum(dim=1).tolist()
+            ids, counts = be.sample([texts[i] for i in group], [images[i] for i in group],
+                                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, seed=seed,
+                                    model=model)
             for j, i in enumerate(group):
-                row = seqs[j, width:].tolist()
-                n = next((k + 1 for k, t in enumerate(row) if t in eos), len(row))
-                out_ids[i] = row[:n]
-                prompt_tokens[i] = int(counts[j])
+                out_ids[i], prompt_tokens[i] = ids[j], counts[j]
         return out_ids, prompt_tokens
 
     def decode(self, ids: Sequence[int]) -> str:
