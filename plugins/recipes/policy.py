@@ -173,6 +173,10 @@ class Policy:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     # -------------------------------------------------------------------------------------- saving
+    def plain_weights(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The base model's own weight names and values from an ActorCritic state, LoRA merged in."""
+        return _plain_weights(state, self._lora_scale if self.lora else None)
+
     def save(self, out_dir: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
         """A plain checkpoint directory the hf backend loads: merged weights, config, processor files.
 
@@ -183,7 +187,7 @@ class Policy:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         state = state_dict if state_dict is not None else self.module.state_dict()
-        weights = _plain_weights(state, self._lora_scale if self.lora else None)
+        weights = self.plain_weights(state)
         lm = self.module.lm
         base = lm.get_base_model() if self.lora else lm  # type: ignore[operator]
         base.save_pretrained(out, state_dict=weights)

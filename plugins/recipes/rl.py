@@ -171,11 +171,7 @@ class RLTrainer:
 
     def sync_engine(self) -> None:
         if self.vllm is not None:
-            from plugins.recipes.policy import _plain_weights
-
-            state = self.tr.acc.get_state_dict(self.tr.model)
-            scale = self.policy._lora_scale if self.policy.lora else None
-            self.vllm.sync(_plain_weights(state, scale))
+            self.vllm.sync(self.policy.plain_weights(self.tr.acc.get_state_dict(self.tr.model)))
 
     def step_once(self) -> dict[str, float]:
         logs = self.rollout()
