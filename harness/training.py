@@ -12,11 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from harness import store
 from harness.plugins import Registry
 from harness.runner import TRAINING_INFO_FILE, EvalConfig, Runner, run_dir_for
 from harness.types import GenParams, TaskSpec
+
+
+def write_training_info(checkpoint_dir: str | Path, info: Mapping[str, Any]) -> None:
+    """The training information beside a checkpoint, written atomically (a kill never leaves half a file)."""
+    ckpt = Path(checkpoint_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    store.write_json_atomic(ckpt / TRAINING_INFO_FILE, dict(info))
 
 
 def make_evaluator(reg: Registry, *, task: TaskSpec, backend_name: str, model_args: Mapping[str, Any],
@@ -28,9 +34,7 @@ def make_evaluator(reg: Registry, *, task: TaskSpec, backend_name: str, model_ar
 
     def evaluate(checkpoint_dir: str, training_info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         ckpt = Path(checkpoint_dir)
-        ckpt.mkdir(parents=True, exist_ok=True)
-        (ckpt / TRAINING_INFO_FILE).write_bytes(
-            orjson.dumps(dict(training_info), option=orjson.OPT_INDENT_2, default=str))
+        write_training_info(ckpt, training_info)
         args = {**model_args, "pretrained": str(ckpt)}
         backend = backend_spec.factory(args)
         records = []

@@ -12,6 +12,7 @@ import orjson
 
 from harness.compute import FlopsMeter
 from harness.runner import TRAINING_INFO_FILE
+from harness.training import write_training_info
 from harness.types import TrainJob
 
 
@@ -84,7 +85,7 @@ def finish_checkpoint(job: TrainJob, ckpt: Path, info: Mapping[str, Any], evalua
     only write the training info when evaluation is off."""
     if evaluate:
         return job.evaluate(str(ckpt), info)
-    (ckpt / TRAINING_INFO_FILE).write_bytes(orjson.dumps(dict(info), option=orjson.OPT_INDENT_2, default=str))
+    write_training_info(ckpt, info)
     return []
 
 
