@@ -174,7 +174,7 @@ def eval_cmd(
             cfg = EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
                              model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                              task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
-                             max_connections=max_connections)
+                             max_connections=max_connections, task_version=spec.version)
             try:
                 result = _run_one(reg, spec, backend, cfg, output, resume, overwrite)
             except (typer.Exit, KeyboardInterrupt):

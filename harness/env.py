@@ -50,7 +50,8 @@ class TextSpace(gym.Space):
 
 
 class TextEnv(gym.Env):
-    """Base class of task environments. Subclasses implement reset, step, expert_action, random_action."""
+    """Base class of task environments. Subclasses implement reset (calling ``super().reset(seed=seed)``), step,
+    expert_action and random_action."""
 
     metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium convention
     observation_space = ObservationSpace()
@@ -58,7 +59,33 @@ class TextEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[Observation, dict[str, Any]]:
-        raise NotImplementedError
+        """Subclasses return the first observation; call ``super().reset(seed=seed)`` first, as in any
+        Gymnasium env, so ``np_random`` is seeded.
+
+        Seeding is Gymnasium's, done lazily: the generator for ``seed`` is built the first time ``np_random`` is
+        used. Harness tasks draw from their own seeded ``random.Random`` and most never touch ``np_random``, and
+        building a numpy generator per episode would cost more than a whole GeneralPoints episode."""
+        if seed is not None:
+            self._pending_seed = seed
+            self._np_random_seed = seed
+        return Observation(text=""), {}
+
+    _pending_seed: int | None = None
+    _rng_obj: Any = None
+
+    @property  # type: ignore[override]
+    def _np_random(self) -> Any:
+        if self._pending_seed is not None:
+            from gymnasium.utils import seeding
+
+            self._rng_obj, self._np_random_seed = seeding.np_random(self._pending_seed)
+            self._pending_seed = None
+        return self._rng_obj
+
+    @_np_random.setter
+    def _np_random(self, value: Any) -> None:
+        self._rng_obj = value
+        self._pending_seed = None
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         raise NotImplementedError

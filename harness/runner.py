@@ -15,7 +15,7 @@ import hashlib
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,16 @@ class EvalConfig:
     task_args: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 64
     max_connections: int = 16
+    task_version: str = ""  # TaskSpec.version
 
     def identity(self) -> dict[str, Any]:
         """What determines the results. Episode count is excluded so a run can be extended with resume."""
-        return {"task": self.task, "split": self.split, "model": self.model, "backend": self.backend,
-                "model_args": store.redact(self.model_args), "gen": self.gen.as_dict(), "seed": self.seed,
-                "verify_iter": self.verify_iter, "task_args": dict(self.task_args)}
+        ident = {"task": self.task, "split": self.split, "model": self.model, "backend": self.backend,
+                 "model_args": store.redact(self.model_args), "gen": self.gen.as_dict(), "seed": self.seed,
+                 "verify_iter": self.verify_iter, "task_args": dict(self.task_args)}
+        if self.task_version:  # absent when empty, so tasks without a version keep their run ids
+            ident["task_version"] = self.task_version
+        return ident
 
 
 class _Episode:
@@ -153,6 +157,8 @@ class Runner:
 
     def __init__(self, task: TaskSpec, backend: Backend, cfg: EvalConfig, run_dir: Path,
                  progress: ProgressFn | None = None) -> None:
+        if task.version and cfg.task_version != task.version:
+            cfg = replace(cfg, task_version=task.version)
         self.task = task
         self.split: SplitSpec = task.split(cfg.split)
         self.backend = backend
@@ -329,6 +335,7 @@ class Runner:
             "run_id": self.run_dir.name,
             "identity": cfg.identity(),
             "task": cfg.task,
+            "task_version": cfg.task_version,
             "split": self.split.name,
             "distribution": self.split.distribution,
             "model": {"name": cfg.model, "backend": cfg.backend, "args": store.redact(cfg.model_args)},

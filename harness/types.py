@@ -118,6 +118,9 @@ class TaskSpec:
     gym_id: str | None = None
     # The answer's JSON field that holds the action (the rest is "thought"); RL recipes weight the two apart.
     action_field: str | None = None
+    # Bump whenever a change can change results (verdicts, rewards, prompts, dealing): it is part of every run's
+    # identity, so episodes recorded under an older protocol are never resumed into or mixed with new ones.
+    version: str = ""
 
     def split(self, name: str) -> SplitSpec:
         for s in self.splits:

@@ -1,13 +1,19 @@
-"""Playing cards for GeneralPoints: ranks, suits, the two face-card rules, and name parsing.
+"""Playing cards for GeneralPoints: ranks, suits, the two face-card rules, and dealing as the paper deals.
 
-A card is a ``(rank, suit)`` pair with rank 1..13 (1 = ace, 11..13 = J, Q, K) and suit one of
-``SUITS``. A *rule* maps ranks to the numbers the model must compute with.
+A card is a ``(rank, suit)`` pair with rank 1..13 (1 = ace, 11..13 = J, Q, K) and suit one of ``SUITS``.
+A *rule* maps ranks to the numbers the model computes with.
+
+Dealing (the paper's ``_generate_cards``): four ranks independent and uniform on 1..13 (repeats allowed); with
+``face_card`` (the OOD-rule split), three uniform ranks plus one uniform face rank (11..13), shuffled; each
+card's suit independent and uniform on the split's colour set. The whole hand is redrawn until the paper's
+solver finds a solution (:mod:`tasks.generalpoints.solver`).
 """
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 Rule = Literal["train", "ood"]
@@ -15,21 +21,17 @@ Card = tuple[int, str]
 
 RANKS: tuple[int, ...] = tuple(range(1, 14))
 RANK_NAMES: dict[int, str] = {1: "A", 11: "J", 12: "Q", 13: "K"} | {r: str(r) for r in range(2, 11)}
+RANK_LETTERS: dict[int, str] = {**RANK_NAMES, 10: "T"}  # the paper's card file names
 FACE_RANKS = frozenset({11, 12, 13})
 
-SUITS: tuple[str, ...] = ("spades", "clubs", "hearts", "diamonds")
+SUITS: tuple[str, ...] = ("hearts", "spades", "diamonds", "clubs")
 BLACK_SUITS: tuple[str, ...] = ("spades", "clubs")
 RED_SUITS: tuple[str, ...] = ("hearts", "diamonds")
 SUIT_GLYPHS: dict[str, str] = {"spades": "♠", "clubs": "♣", "hearts": "♥", "diamonds": "♦"}
+SUIT_LETTERS: dict[str, str] = {"spades": "S", "clubs": "C", "hearts": "H", "diamonds": "D"}
 
 RULES: tuple[str, ...] = ("train", "ood")
-RULE_TEXT: dict[str, str] = {
-    "train": "'J', 'Q' and 'K' all count as 10",
-    "ood": "'J' counts as 11, 'Q' as 12 and 'K' as 13",
-}
-
-# Value of each rank under each rule, indexed by rank (index 0 unused) so lookups are a list index.
-_VALUES: dict[str, tuple[int, ...]] = {
+_VALUES: dict[str, tuple[int, ...]] = {  # indexed by rank (index 0 unused)
     "train": (0, *range(1, 11), 10, 10, 10),
     "ood": (0, *range(1, 14)),
 }
@@ -46,12 +48,13 @@ def rank_value(rank: int, rule: str) -> int:
     return _VALUES[rule][rank]
 
 
-def hand_values(ranks: Iterable[int], rule: str) -> tuple[int, ...]:
+def hand_values(ranks: Sequence[int], rule: str) -> list[int]:
     table = _VALUES[rule]
-    return tuple(table[r] for r in ranks)
+    return [table[r] for r in ranks]
 
 
 def card_name(rank: int) -> str:
+    """The plain rank name the paper compares recognised cards with: ``A``, ``2``..``10``, ``J``, ``Q``, ``K``."""
     return RANK_NAMES[rank]
 
 
@@ -63,7 +66,7 @@ def parse_suits(spec: str | Sequence[str]) -> tuple[str, ...]:
             return BLACK_SUITS
         if key == "red":
             return RED_SUITS
-        if key in ("all", "any"):
+        if key in ("all", "any", "mixed"):
             return SUITS
         spec = [s for s in re.split(r"[,\s]+", key) if s]
     suits = tuple(dict.fromkeys(str(s).strip().lower() for s in spec))
@@ -73,45 +76,35 @@ def parse_suits(spec: str | Sequence[str]) -> tuple[str, ...]:
     return suits
 
 
-def make_deck(suits: Sequence[str]) -> tuple[Card, ...]:
-    """One card of every rank in every given suit (a standard deck restricted to those suits)."""
-    return tuple((r, s) for s in suits for r in RANKS)
+def deal_ranks(rng: random.Random, face_card: bool) -> list[int]:
+    if not face_card:
+        return [rng.randint(1, 13) for _ in range(4)]
+    ranks = [rng.randint(1, 13) for _ in range(3)] + [rng.randint(11, 13)]
+    rng.shuffle(ranks)
+    return ranks
 
 
-# ------------------------------------------------------------------------------------- name parsing
-
-# Spellings models commonly use for a rank. Keys are lower-case with spaces removed.
-_RANK_WORDS: dict[str, int] = {
-    "a": 1, "ace": 1, "1": 1, "one": 1,
-    "t": 10, "ten": 10,
-    "j": 11, "jack": 11, "knave": 11,
-    "q": 12, "queen": 12,
-    "k": 13, "king": 13,
-}
-_NUMBER_WORDS = ("two", "three", "four", "five", "six", "seven", "eight", "nine")
-for _i, _w in enumerate(_NUMBER_WORDS, start=2):
-    _RANK_WORDS[_w] = _i
-for _r in range(2, 11):
-    _RANK_WORDS[str(_r)] = _r
-
-# Suit decorations stripped before reading the rank: "A♠", "Ace of spades", "10 (hearts)", "KS".
-_SUIT_NOISE = re.compile(r"spades?|clubs?|hearts?|diamonds?|[♠♣♥♦♤♧♡♢]|\bof\b|[\s()\[\]'\".,_:-]+")
+def deal(rng: random.Random, face_card: bool, suits: Sequence[str]) -> list[Card]:
+    """One hand drawn as the paper draws it (before the solvability check)."""
+    ranks = deal_ranks(rng, face_card)
+    return [(r, rng.choice(suits)) for r in ranks]
 
 
-def parse_rank(text: object) -> int | None:
-    """The rank a model meant by ``text`` ('A', 'Ace', '1', '10', 'T', 'J', 'Jack', 'K♠', ...), or None."""
-    if isinstance(text, bool):
-        return None
-    if isinstance(text, int):
-        return text if 1 <= text <= 13 else None
-    if not isinstance(text, str) or len(text) > 40:
-        return None
-    key = text.lower()
-    hit = _RANK_WORDS.get(key.strip())
-    if hit is not None:
-        return hit
-    key = _SUIT_NOISE.sub("", key)
-    hit = _RANK_WORDS.get(key)
-    if hit is None and len(key) >= 2 and key[-1] in "shcd":  # compact forms like "KS", "10H"
-        hit = _RANK_WORDS.get(key[:-1])
-    return hit
+_LETTER_RANK = {v: k for k, v in RANK_LETTERS.items()} | {"10": 10, "1": 1}
+_LETTER_SUIT = {v: k for k, v in SUIT_LETTERS.items()}
+_GLYPH_SUIT = {v: k for k, v in SUIT_GLYPHS.items()}
+
+
+def parse_card(text: object, default_suit: str | None = None) -> Card:
+    """A card given by name, for ``reset(options={"cards": [...]})``: the paper's file names (``SA``, ``HT``,
+    ``D10``), rank then glyph (``K♠``, ``10♥``), or a plain rank (``7``, ``Q``) which takes ``default_suit``."""
+    if not isinstance(text, str) or not 1 <= len(text.strip()) <= 4:
+        raise ValueError(f"bad card {text!r}: use names like 'SA', 'HT', 'K♠' or a plain rank like 'Q'")
+    t = text.strip().upper()
+    if t[0] in _LETTER_SUIT and t[1:] in _LETTER_RANK:
+        return _LETTER_RANK[t[1:]], _LETTER_SUIT[t[0]]
+    if t[-1] in _GLYPH_SUIT and t[:-1] in _LETTER_RANK:
+        return _LETTER_RANK[t[:-1]], _GLYPH_SUIT[t[-1]]
+    if t in _LETTER_RANK and default_suit is not None:
+        return _LETTER_RANK[t], default_suit
+    raise ValueError(f"bad card {text!r}: use names like 'SA', 'HT', 'K♠' or a plain rank like 'Q'")

@@ -25,7 +25,13 @@ GP_VL_SPLITS = (
     SplitSpec("ood-visual", "training rule, red suits (hearts, diamonds) never seen in training", "ood",
               {"rule": "train", "suits": "red"}, aliases=("ood-visual-red",)),
 )
-TASK_ARGS = ("target", "image_size", "rule", "suits", "face_card")
+TASK_ARGS = ("target", "image_size", "rule", "suits", "face_card", "card_images", "prompt", "prompt_file",
+             "face_card_msg", "answer_after_budget")
+PAPER_EPISODES = 234  # the paper's evaluation size per split (evaluation/configs/llama_gp_*.yaml)
+PAPER_MAX_NEW_TOKENS = 256
+# "paper-1": the paper's protocol (answer reading, summed penalties, feedback turns, dealing, image layout).
+# Runs recorded by earlier harness versions (no task version) are never resumed into or mixed with these.
+VERSION = "paper-1"
 
 
 def _factory(name: str, vision: bool, splits: tuple[SplitSpec, ...]) -> Any:
@@ -39,7 +45,8 @@ def _factory(name: str, vision: bool, splits: tuple[SplitSpec, ...]) -> Any:
             raise TypeError(f"task {name!r} got unknown task args {unknown}; valid: {', '.join(TASK_ARGS)}")
         options = {**by_name[split].options, **task_args}
         if not vision:
-            options.pop("image_size", None)  # accepted for symmetry with gp-vl; no image is drawn
+            for key in ("image_size", "card_images"):  # accepted for symmetry with gp-vl; no image is drawn
+                options.pop(key, None)
         return GeneralPointsEnv(vision=vision, verify_iter=verify_iter, **options)
 
     return make_env
@@ -50,7 +57,8 @@ make_gp_vl = _factory("gp-vl", True, GP_VL_SPLITS)
 
 GP_L = TaskSpec(
     name="gp-l",
-    description="GeneralPoints (24 game), cards given as text; answer a JSON formula reaching the target",
+    description="GeneralPoints (24 game), cards given as text; answer a formula reaching the target (the paper's "
+                "protocol)",
     modality="text",
     splits=GP_L_SPLITS,
     make_env=make_gp_l,
@@ -58,6 +66,7 @@ GP_L = TaskSpec(
     parse_answer=parse_answer,
     action_field="formula",
     gym_id="harness/gp-l-v0",
+    version=VERSION,
 )
 GP_VL = TaskSpec(
     name="gp-vl",
@@ -70,13 +79,15 @@ GP_VL = TaskSpec(
     parse_answer=parse_answer,
     action_field="formula",
     gym_id="harness/gp-vl-v0",
+    version=VERSION,
 )
 
 
 def _register_gym() -> None:
     for spec, factory in ((GP_L, make_gp_l), (GP_VL, make_gp_vl)):
         if spec.gym_id and spec.gym_id not in gymnasium.registry:
-            # the env checker expects array spaces; ours hold Observation objects and free text
+            # gym.make's passive checker wants array spaces (ours hold Observation objects and free text);
+            # gymnasium.utils.env_checker.check_env passes on the unwrapped env
             gymnasium.register(id=spec.gym_id, entry_point=factory, disable_env_checker=True)
 
 

@@ -1,45 +1,103 @@
-"""The task prompt for gp-l (cards as text) and gp-vl (cards only in the image)."""
+"""The first user turn of a GeneralPoints episode.
+
+The built-in templates keep the paper's structure and placeholders - a task description with the face-card
+rule, the cards as input (gp-l only), and the output layout with the fields ``cards``, ``number`` and
+``formula`` - in harness's own words. ``prompt=example`` adds an output example, as the paper's API
+evaluations do; the paper's Llama evaluations use the form without it (``prompt=default``).
+
+``prompt_file=PATH`` takes a user's template instead: a text file, or a Python module of prompt constants such
+as the paper's ``prompt_lib/prompts.py`` (read, never executed; ``prompt=NAME`` picks the constant, by default
+``Q_GeneralPoint_EQN_L`` for gp-l and ``Q_GeneralPoint_EQN_VL`` for gp-vl). Placeholders:
+
+* ``{target_number}``: the target (24);
+* ``{face_card_msg}``: the face-card rule in one clause (``face_card_msg=...`` replaces harness's wording);
+* ``{cards}``: the hand's plain ranks as a Python list, e.g. ``['4', 'A', '10', 'K']``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
-from tasks.generalpoints.cards import RULE_TEXT
+from harness import templates
 
-_HEAD = (
-    "You are playing GeneralPoints, a card game of arithmetic. {where} "
-    "Your goal is an equation that combines the values of all four cards to make exactly {target}.\n"
-    "Card values: 'A' counts as 1, the cards '2' to '10' count as their number, and {rule}.\n"
-    "Use each card exactly once: every card's value appears in the formula as many times as the card "
-    "is in the hand, no more and no less. Other numbers are not allowed.\n"
-    "Only these operators may appear in the formula: + - * / ( ) =\n"
-)
-_TAIL = (
-    "Reply with a JSON object with three fields:\n"
-    '  "cards": the four cards you {see}, e.g. ["5", "J", "A", "9"],\n'
-    '  "number": their values under the rule above, e.g. [5, {j}, 1, 9],\n'
-    '  "formula": an equation over those values equal to {target}, shaped like "(a+b)*c-d={target}".\n'
-    'Example shape: {{"cards": [...], "number": [...], "formula": "..."}}'
-)
+PLACEHOLDERS = ("target_number", "face_card_msg", "cards")
+FACE_CARD_MSG = {
+    "train": "the face cards 'J', 'Q' and 'K' are all worth '10'",
+    "ood": "the face cards 'J', 'Q' and 'K' are worth '11', '12' and '13'",
+}
+PAPER_PROMPT_NAMES = {False: "Q_GeneralPoint_EQN_L", True: "Q_GeneralPoint_EQN_VL"}
+
+_DESCRIPTION = """
+[Task Description]
+You play the {{target_number}}-points card game and you are good at it. {where}
+Mind that {{face_card_msg}}, and that every card is used exactly once.
+Write a formula that makes {{target_number}} from the numbers on the cards, joined only by '+', '-', '*', '/', \
+'(', ')' and '='.
+"""
+_INPUT = """
+[Input]
+Cards: {cards}
+"""
+_OUTPUT = """
+[Output]
+Reply in this JSON layout:
+{{
+  "cards": [x, y, z, w], the four cards, where {face_card_msg},
+  "number": [a, b, c, d], the number each card stands for,
+  "formula": 'your equation, equal to {target_number}',
+}}
+"""
+_EXAMPLE = """
+[Output Example]
+{{
+  "cards": ['3', '8', '4', '5'],
+  "number": [3, 8, 4, 5],
+  "formula": "3*8*(5-4)=24",
+}}
+
+Reply with the JSON object only.
+"""
 
 
-@lru_cache(maxsize=64)
-def _template(vision: bool, rule: str, target: int) -> str:
-    """Everything but the hand, formatted once per (modality, rule, target)."""
-    where = ("The image shows four playing cards." if vision else "You are given four playing cards.")
-    j = "10" if rule == "train" else "11"
-    head = _HEAD.format(where=where, target=target, rule=RULE_TEXT[rule])
-    tail = _TAIL.format(see="see in the image" if vision else "were given", j=j, target=target)
-    if vision:
-        return head + tail
-    # the "{cards}" slot is added after formatting and filled per hand with one str.replace
-    return head + "Your cards: {cards}\n" + tail
+def builtin_template(vision: bool, example: bool) -> str:
+    where = "The image shows four playing cards." if vision else "You are dealt four playing cards."
+    text = _DESCRIPTION.format(where=where) + ("" if vision else _INPUT) + _OUTPUT
+    return text + (_EXAMPLE if example else "\n")
 
 
-def build_prompt(card_names: Sequence[str], rule: str, target: int, vision: bool) -> str:
-    """The first user message of an episode. gp-vl names no card: reading them is part of the task."""
-    text = _template(vision, rule, target)
-    if vision:
-        return text
-    return text.replace("{cards}", "[" + ", ".join(f"'{c}'" for c in card_names) + "]", 1)
+class Prompt:
+    """A checked template; everything but the cards is filled once per (rule, target)."""
+
+    def __init__(self, template: str, face_card_msg: dict[str, str]) -> None:
+        self.template = template
+        self.face_card_msg = face_card_msg
+        self._fixed: dict[tuple[str, int], str] = {}
+
+    def render(self, plain_cards: Sequence[str], rule: str, target: int) -> str:
+        fixed = self._fixed.get((rule, target))
+        if fixed is None:  # the cards go into a slot no checked template can contain (templates have no NUL)
+            fixed = self._fixed[rule, target] = templates.render(self.template, {
+                "target_number": target, "face_card_msg": self.face_card_msg[rule], "cards": _CARDS_SLOT})
+        return fixed.replace(_CARDS_SLOT, "[" + ", ".join(f"'{c}'" for c in plain_cards) + "]")
+
+
+_CARDS_SLOT = "\x00cards\x00"
+
+
+def make_prompt(vision: bool, prompt: str | None = None, prompt_file: str | None = None,
+                face_card_msg: str | None = None) -> Prompt:
+    """The prompt an env uses. Raises :class:`harness.templates.TemplateError` with the reason."""
+    if prompt_file:
+        text = templates.load_prompt_file(prompt_file, prompt, default_names=(PAPER_PROMPT_NAMES[vision],))
+        where = f"prompt file {prompt_file}"
+    else:
+        if prompt not in (None, "default", "example"):
+            raise templates.TemplateError(f"prompt={prompt!r}: the built-in prompts are 'default' and 'example' "
+                                          "(or give prompt_file=PATH)")
+        text = builtin_template(vision, prompt == "example")
+        where = "the built-in prompt"
+    templates.check(text, PLACEHOLDERS, where)
+    if "\x00" in text:
+        raise templates.TemplateError(f"{where} contains NUL characters")
+    msgs = dict(FACE_CARD_MSG) if face_card_msg is None else {"train": face_card_msg, "ood": face_card_msg}
+    return Prompt(text, msgs)

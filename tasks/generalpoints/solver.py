@@ -1,245 +1,209 @@
-"""Which four-number hands can reach the target, and how.
+"""The solution strings of a hand, exactly as the paper's solver writes them.
 
-A hand is identified by the sorted tuple of its four *values* (after the face-card rule), so one table
-over the 1,820 multisets of values 1..13 serves both rules. The table for target 24 ships as package
-data (``data/table-t24.json.gz``); any other target is computed on first use (a few seconds) and cached
-under ``$XDG_CACHE_HOME/harness/generalpoints/``.
+The paper's GeneralPoints env decides two things with its solver: which hands are dealt (a hand is kept only
+if the solver finds a solution) and which unfinished formulas earn the +1 "partial solution" reward (a
+formula that is a string prefix of one of the hand's solution strings). So harness must produce the same
+*strings*, not just the same solvability.
 
-Expressions are written in *canonical minimal-parenthesis form*: parentheses appear only where dropping
-them would change the value under the usual precedence and left-to-right evaluation. The "known
-solutions" of a hand are all such strings over its four numbers (every operand order, every tree shape)
-that evaluate exactly to the target; they define the verifier's +1 "correct prefix" reward.
+The paper's procedure, restated: for every distinct ordering of the four numbers and every choice of three
+operators from ``+-*/``, lay the expression out as ``a o b o c o d`` and try it with no brackets and with each
+of six bracket placements: ``(a o b) o c o d``, ``(a o b o c) o d``, ``a o (b o c) o d``, ``a o (b o c o d)``,
+``a o b o (c o d)`` and ``(a o b) o (c o d)``. A string is a solution when its exact value (usual precedence,
+left to right) is the target; a division by zero anywhere rules it out. Trees that need nested brackets, such
+as ``a/(b/(c-d))``, are not tried, so a hand solvable only that way is never dealt - as in the paper.
 
-Regenerate the shipped table with ``python -m tasks.generalpoints.solver --build``.
+All 13**4 ordered hands are evaluated at once with numpy on exact integer fractions, so building the whole
+table for a target takes well under a second; tables are memoised per process.
 """
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import os
-import sys
-from fractions import Fraction
+from bisect import bisect_left
 from functools import lru_cache
-from pathlib import Path
 
-import orjson
+import numpy as np
 
-TABLE_VERSION = 1
 DEFAULT_TARGET = 24
-DATA_DIR = Path(__file__).resolve().parent / "data"
-MAX_TARGET = 10**6  # bigger targets are pointless with four numbers <= 13 and would only waste work
+MAX_TARGET = 10**6  # four numbers <= 13 cannot get anywhere near; bigger targets only waste work
+OPS = "+-*/"
 
 Key = tuple[int, int, int, int]
-Table = dict[Key, tuple[str, ...]]  # sorted values -> all known solutions, shortest first
 ALL_KEYS: tuple[Key, ...] = tuple(itertools.combinations_with_replacement(range(1, 14), 4))  # type: ignore[assignment]
 
-# An expression while building: its text and its precedence class (3 atom, 2 product, 1 sum).
-Expr = tuple[str, int]
+# Where the brackets go, as (open before operand i, close after operand j) pairs over operands 0..3.
+# The last entry is the paper's "double brackets case".
+BRACKETS: tuple[tuple[tuple[int, int], ...], ...] = (
+    (), ((0, 1),), ((0, 2),), ((1, 2),), ((1, 3),), ((2, 3),), ((0, 1), (2, 3)),
+)
 
 
-def combine(left: Expr, op: str, right: Expr) -> Expr:
-    """``left op right`` with only the parentheses the value needs."""
-    ls, lp = left
-    rs, rp = right
-    if op in "*/" and lp == 1:
-        ls = f"({ls})"
-    if (op == "-" and rp == 1) or (op == "*" and rp == 1) or (op == "/" and rp <= 2):
-        rs = f"({rs})"
-    return f"{ls}{op}{rs}", 1 if op in "+-" else 2
+def layout(numbers: tuple[int, ...] | tuple[str, ...], ops: tuple[str, ...], brackets: tuple[tuple[int, int], ...]
+           ) -> str:
+    """The expression string for one ordering, operator triple and bracket placement."""
+    opens = {i for i, _ in brackets}
+    closes = {j for _, j in brackets}
+    out = []
+    for i, n in enumerate(numbers):
+        if i in opens:
+            out.append("(")
+        out.append(str(n))
+        if i in closes:
+            out.append(")")
+        if i < len(ops):
+            out.append(ops[i])
+    return "".join(out)
 
 
-def _apply(a: Fraction, op: str, b: Fraction) -> Fraction | None:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return a / b if b else None
+# --------------------------------------------------------------------------- vectorised exact evaluation
+
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
-_OPS = "+-*/"
-
-
-def solve_one(values: tuple[int, ...], target: int) -> str | None:
-    """The shortest (then alphabetically first) canonical solution, or None when there is none."""
-    sols = all_solutions(tuple(sorted(values)), target)
-    return sols[0] if sols else None
-
-
-def all_solutions(key: tuple[int, ...], target: int) -> tuple[str, ...]:
-    """Every canonical minimal-parenthesis expression over the sorted values ``key`` that equals
-    ``target``, sorted by (length, text). Read from the table when it is loaded, computed otherwise."""
-    table = _TABLES.get(target)
-    if table is not None and key in table:
-        return table[key]
-    return _compute_solutions(key, target)
-
-
-def _compute_solutions(key: tuple[int, ...], target: int) -> tuple[str, ...]:
-    """Subsets below the full hand come from the memoised :func:`_reachable`; at the top the partner
-    value each operator needs is solved for and looked up rather than searched."""
-    n = len(key)
-    if n == 1:
-        return (str(key[0]),) if key[0] == target else ()
-    full = (1 << n) - 1
-    t = Fraction(target)
-    found: set[str] = set()
-    sub = (full - 1) & full
-    while sub:
-        left = _reachable(_pick(key, sub))
-        right = _reachable(_pick(key, full ^ sub))
-        for a, aexprs in left.items():
-            for op, bs in _partners(a, t, right):
-                for b in bs:
-                    for x in aexprs:
-                        for y in right[b]:
-                            found.add(combine(x, op, y)[0])
-        sub = (sub - 1) & full
-    return tuple(sorted(found, key=lambda s: (len(s), s)))
-
-
-def _pick(values: tuple[int, ...], mask: int) -> tuple[int, ...]:
-    return tuple(v for i, v in enumerate(values) if mask >> i & 1)
-
-
-def _partners(a: Fraction, t: Fraction, right: dict[Fraction, tuple[Expr, ...]]
-              ) -> list[tuple[str, list[Fraction]]]:
-    """For each operator, the values b in ``right`` with ``a op b == t`` (solved for b, not searched)."""
-    def have(b: Fraction) -> list[Fraction]:
-        return [b] if b in right else []
-
-    out = [("+", have(t - a)), ("-", have(a - t))]
-    if a:
-        out.append(("*", have(t / a)))
-    elif t == 0:
-        out.append(("*", list(right)))  # 0 * anything == 0
-    if t:
-        out.append(("/", [b for b in have(a / t) if b]))
-    elif a == 0:
-        out.append(("/", [b for b in right if b]))  # 0 / b == 0 for any non-zero b
+def _postfix(ops: tuple[str, ...], brackets: tuple[tuple[int, int], ...]) -> list[int | str]:
+    """The expression ``layout(0..3, ops, brackets)`` in postfix form (operand indices and operators)."""
+    tokens: list[int | str] = []
+    opens = {i for i, _ in brackets}
+    closes = {j for _, j in brackets}
+    for i in range(4):
+        if i in opens:
+            tokens.append("(")
+        tokens.append(i)
+        if i in closes:
+            tokens.append(")")
+        if i < 3:
+            tokens.append(ops[i])
+    out: list[int | str] = []
+    stack: list[str] = []
+    for t in tokens:
+        if isinstance(t, int):
+            out.append(t)
+        elif t == "(":
+            stack.append(t)
+        elif t == ")":
+            while stack[-1] != "(":
+                out.append(stack.pop())
+            stack.pop()
+        else:
+            while stack and stack[-1] != "(" and _PREC[stack[-1]] >= _PREC[t]:
+                out.append(stack.pop())
+            stack.append(t)
+    out.extend(reversed(stack))
     return out
 
 
-@lru_cache(maxsize=1024)
-def _reachable(values: tuple[int, ...]) -> dict[Fraction, tuple[Expr, ...]]:
-    """Every value a sorted multiset of numbers can make, with every canonical expression for it.
-    Memoised: there are only 559 multisets of one to three values from 1..13."""
-    if len(values) == 1:
-        return {Fraction(values[0]): ((str(values[0]), 3),)}
-    full = (1 << len(values)) - 1
-    out: dict[Fraction, dict[Expr, None]] = {}
-    sub = (full - 1) & full
-    while sub:
-        left = _reachable(_pick(values, sub))
-        right = _reachable(_pick(values, full ^ sub))
-        for a, aexprs in left.items():
-            for b, bexprs in right.items():
-                for op in _OPS:
-                    val = _apply(a, op, b)
-                    if val is None:
-                        continue
-                    bucket = out.setdefault(val, {})
-                    for x in aexprs:
-                        for y in bexprs:
-                            bucket[combine(x, op, y)] = None
-        sub = (sub - 1) & full
-    return {v: tuple(e) for v, e in out.items()}
+@lru_cache(maxsize=1)
+def _ordered_hands() -> np.ndarray:
+    """Every ordered hand of values 1..13: shape (13**4, 4), int64."""
+    return np.array(list(itertools.product(range(1, 14), repeat=4)), dtype=np.int64)
 
 
-def is_solution_prefix(key: tuple[int, ...], target: int, prefix: str) -> bool:
-    """Whether ``prefix`` (whitespace-free) is a token prefix of a known solution of the hand: a string
-    prefix that does not cut a number in two ("1" is not a prefix of "10+...")."""
-    if not prefix:
-        return False
-    n = len(prefix)
-    cut_digit = prefix[-1].isdigit()
-    for sol in all_solutions(key, target):
-        if sol.startswith(prefix) and not (cut_digit and len(sol) > n and sol[n].isdigit()):
-            return True
-    return False
+def _evaluate(postfix: list[int | str], hands: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numerators, denominators and a validity mask (no division by zero) of one expression over all hands.
+    Values stay exact: every intermediate is a fraction of small integers (|n|, |d| < 13**4)."""
+    num_stack: list[np.ndarray] = []
+    den_stack: list[np.ndarray] = []
+    ok = np.ones(len(hands), dtype=bool)
+    for t in postfix:
+        if isinstance(t, int):
+            num_stack.append(hands[:, t].copy())
+            den_stack.append(np.ones(len(hands), dtype=np.int64))
+            continue
+        bn, bd = num_stack.pop(), den_stack.pop()
+        an, ad = num_stack.pop(), den_stack.pop()
+        if t == "+":
+            n, d = an * bd + bn * ad, ad * bd
+        elif t == "-":
+            n, d = an * bd - bn * ad, ad * bd
+        elif t == "*":
+            n, d = an * bn, ad * bd
+        else:
+            ok &= bn != 0
+            n, d = an * bd, ad * np.where(bn == 0, 1, bn)
+        g = np.gcd(n, d)
+        g[g == 0] = 1
+        num_stack.append(n // g)
+        den_stack.append(d // g)
+    return num_stack[0], den_stack[0], ok
 
 
-# ----------------------------------------------------------------------------------------- tables
+@lru_cache(maxsize=8)
+def solution_table(target: int = DEFAULT_TARGET) -> dict[Key, tuple[str, ...]]:
+    """Sorted values -> the paper's solution strings for that multiset, sorted (empty when it is unsolvable).
 
-
-def build_table(target: int) -> Table:
-    """All known solutions (shortest first; empty when unsolvable) for each of the 1,820 multisets."""
-    return {k: _compute_solutions(k, target) for k in ALL_KEYS}
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness" / "generalpoints"
-
-
-def _table_file(target: int) -> str:
-    return f"table-t{target}-v{TABLE_VERSION}.json.gz" if target != DEFAULT_TARGET else "table-t24.json.gz"
-
-
-def _encode(target: int, table: Table) -> bytes:
-    doc = {"version": TABLE_VERSION, "target": target, "multisets": len(table),
-           "solutions": {",".join(map(str, k)): v for k, v in table.items()}}
-    return gzip.compress(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), mtime=0)
-
-
-def _decode(blob: bytes, target: int) -> Table:
-    doc = orjson.loads(gzip.decompress(blob))
-    if doc.get("version") != TABLE_VERSION or doc.get("target") != target:
-        raise ValueError("stale or foreign table")
-    table = {tuple(int(x) for x in k.split(",")): tuple(v) for k, v in doc["solutions"].items()}
-    if len(table) != len(ALL_KEYS):
-        raise ValueError("incomplete table")
-    return table  # type: ignore[return-value]
-
-
-_TABLES: dict[int, Table] = {}
-
-
-def load_table(target: int = DEFAULT_TARGET) -> Table:
-    """The solvability table for ``target``: shipped for 24, else cached on disk after a first build."""
-    if target in _TABLES:
-        return _TABLES[target]
+    Sorted tuples rather than sets: a prefix lookup is a bisection, and tuples of strings drop out of Python's
+    garbage collector, where sets of ~100,000 strings would make every full collection take milliseconds."""
     if not isinstance(target, int) or isinstance(target, bool) or abs(target) > MAX_TARGET:
         raise ValueError(f"target must be an integer with |target| <= {MAX_TARGET}, got {target!r}")
-    shipped = DATA_DIR / _table_file(target)
-    cached = cache_dir() / _table_file(target)
-    table = None
-    for path in (shipped, cached):
-        if path.is_file():
-            try:
-                table = _decode(path.read_bytes(), target)
-                break
-            except (OSError, ValueError, KeyError, gzip.BadGzipFile, orjson.JSONDecodeError):
-                continue  # a corrupt or stale cache file is rebuilt below
-    if table is None:
-        table = build_table(target)
-        try:  # caching is an optimisation: a read-only home must not break the task
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(_encode(target, table))
-            os.replace(tmp, cached)
-        except OSError:
-            pass
-    _TABLES[target] = table
-    return table
+    hands = _ordered_hands()
+    found: dict[Key, set[str]] = {k: set() for k in ALL_KEYS}
+    for ops in itertools.product(OPS, repeat=3):
+        for br in BRACKETS:
+            num, den, ok = _evaluate(_postfix(ops, br), hands)
+            hit = ok & (num == target * den)
+            for row in hands[hit]:
+                nums = tuple(int(x) for x in row)
+                found[tuple(sorted(nums))].add(layout(nums, ops, br))  # type: ignore[index]
+    return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "--build":
-        print("usage: python -m tasks.generalpoints.solver --build [TARGET]", file=sys.stderr)
-        return 2
-    target = int(argv[1]) if len(argv) > 1 else DEFAULT_TARGET
-    table = build_table(target)
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    out = DATA_DIR / _table_file(target)
-    out.write_bytes(_encode(target, table))
-    solvable = sum(bool(v) for v in table.values())
-    print(f"wrote {out}: {len(table)} multisets, {solvable} solvable for target {target}")
-    return 0
+def solutions(values: tuple[int, ...] | list[int], target: int = DEFAULT_TARGET) -> tuple[str, ...]:
+    """The paper's solution strings of a hand (any order of its values)."""
+    key = tuple(sorted(values))
+    if len(key) != 4 or not all(1 <= v <= 13 for v in key):
+        return _solve_any(key, target)
+    return solution_table(target)[key]  # type: ignore[index]
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+@lru_cache(maxsize=4096)
+def _solve_any(key: tuple[int, ...], target: int) -> tuple[str, ...]:
+    """The same procedure, one hand at a time, for values outside 1..13 (hands given by a caller)."""
+    if len(key) != 4:
+        return ()
+    from fractions import Fraction
+
+    out = set()
+    for perm in set(itertools.permutations(key)):
+        for ops in itertools.product(OPS, repeat=3):
+            for br in BRACKETS:
+                vals = [Fraction(v) for v in perm]
+                try:
+                    value = _eval_postfix(_postfix(ops, br), vals)
+                except ZeroDivisionError:
+                    continue
+                if value == target:
+                    out.add(layout(perm, ops, br))
+    return tuple(sorted(out))
+
+
+def _eval_postfix(postfix: list[int | str], vals: list) -> object:
+    stack: list = []
+    for t in postfix:
+        if isinstance(t, int):
+            stack.append(vals[t])
+            continue
+        b, a = stack.pop(), stack.pop()
+        stack.append(a + b if t == "+" else a - b if t == "-" else a * b if t == "*" else a / b)
+    return stack[0]
+
+
+def is_prefix(sols: tuple[str, ...], text: str) -> bool:
+    """The paper's ``any(sol.startswith(text) for sol in solutions)`` on sorted solution strings: the strings
+    starting with ``text`` are contiguous and the first of them is the first string >= ``text``."""
+    i = bisect_left(sols, text)
+    return i < len(sols) and sols[i].startswith(text)
+
+
+def is_solvable(values: tuple[int, ...] | list[int], target: int = DEFAULT_TARGET) -> bool:
+    return bool(solutions(values, target))
+
+
+def preferred_solution(values: tuple[int, ...] | list[int], target: int = DEFAULT_TARGET) -> str | None:
+    """The shortest solution (then the alphabetically first): the expert's answer."""
+    return _preferred(tuple(sorted(values)), target)
+
+
+@lru_cache(maxsize=4096)
+def _preferred(key: tuple[int, ...], target: int) -> str | None:
+    sols = solutions(key, target)
+    return min(sols, key=lambda s: (len(s), s)) if sols else None

@@ -1,287 +1,290 @@
-"""Judging one model answer: the verification order, the paper's rewards, and the feedback text.
+"""Judging one GeneralPoints answer: the paper's verifier (``step_rewards`` in its ``utils_rl.py``).
 
-Order (the first failing check decides the verdict):
+Reading the answer (:func:`read_answer`): the formula, recognised cards and numbers are read with the paper's
+field reader (:mod:`harness.answers`); the formula is cut at its first ``=``; the card list goes through the
+paper's clean-up (brackets, single quotes and spaces removed, split on commas, exactly four items, else
+empty).
 
-1. answer too long, no JSON object, or no string ``formula`` field  -> illegal (-3)
-2. gp-vl only: the recognised ``cards`` differ from the hand (as a multiset of ranks) -> wrong cards (-1.5)
-3. illegal characters in the formula, or a token sequence that can never become an expression -> illegal (-3)
-4. a number that is not one of the hand's values, or one used more often than the hand has it -> numbers (-2)
-5. the expression is unfinished, or finished but leaves numbers out:
-   a token prefix of a known solution that already uses two numbers -> partial (+1);
-   else unfinished -> illegal (-3), leaves numbers out -> numbers (-2)
-6. exact evaluation: equal to the target -> success (+5, episode ends); otherwise (or division by zero) -> -1
+Judging (:meth:`Judge.__call__`), in the paper's order:
 
-The DESIGN order (cards, illegal, numbers, prefix, result) is kept; the one refinement is that an
-*unfinished but well-formed* formula is checked against the known solutions before it is called illegal
-or under-using, since a correct prefix is by nature unfinished and +1 would otherwise be unreachable.
-A malformed answer can never earn +1: step 3 and step 4 come first.
+1. gp-vl only: the sorted recognised cards must equal the sorted plain ranks of the hand (``A``, ``2``..``10``,
+   ``J``, ``Q``, ``K``), else -1.5 and nothing else is checked.
+2. The formula's tokens (``\\d+`` and single ``+-*/()``) joined must give the formula back exactly (so any space,
+   letter, ``.`` or ``**`` is illegal): -3, and nothing else is checked.
+3. Every bad token transition adds -3 with its own message (a number after a number or ``)``; an operator first
+   or after an operator or ``(``; a ``(`` after a number or ``)``; a ``)`` first or after an operator or ``(``; an
+   unmatched ``)``). An unclosed ``(`` is not an error here.
+4. Numbers not in the hand add -2, else numbers used more often than the hand has them add -2; numbers the
+   formula leaves out add -2 more. So -4, -8 and the like occur: penalties add up.
+5. Only when nothing was added: a value equal to the target is +5 (the episode ends); an unfinished formula
+   that is a string prefix of one of the paper's solution strings for the hand is +1; otherwise -1, naming the
+   longest prefix that still matches a solution.
+
+The feedback turn is ``"You failed this trial because "`` followed by the messages joined by ``", "`` and a
+final ``"."`` (for the card check, the bare message with no final period, as in the paper).
+
+Departures, each a plain bug of the paper's code (README, "GeneralPoints protocol"):
+* exact arithmetic (the paper's float ``eval`` rejects ``8/(3-8/3)``-like answers);
+* a card list given as a JSON list, or with double-quoted items, passes the card check when it names the
+  right cards (the paper's clean-up can only read the single-quoted text form);
+* a formula that is not a string (a JSON number, list or null) is -3 "illegal characters" (the paper crashes).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-import orjson
-
+from harness.answers import MISSING, NOT_FOUND, Answer
 from tasks.generalpoints import formula as fm
-from tasks.generalpoints.cards import card_name, parse_rank
-from tasks.generalpoints.solver import is_solution_prefix
+from tasks.generalpoints import solver
 
-MAX_ANSWER_CHARS = 20_000  # generous for prose around the JSON; anything longer is rejected unread
-MAX_JSON_TRIES = 8  # '{' positions tried when the object is buried in prose
-MIN_PARTIAL_NUMBERS = 2  # a prefix earns +1 only once it combines two numbers
+MAX_ANSWER_CHARS = 20_000  # longer answers are judged unreadable (256 new tokens stay far below this)
+# Garbage formulas can collect thousands of messages (one per bad transition); the reward counts them all, the
+# feedback turn shows the first ones. A real answer's feedback is a few hundred characters.
+MAX_FEEDBACK_CHARS = 2_000
+MAX_RECORDED_MESSAGES = 20
+MAX_CACHED_FORMULA_CHARS = 200
 
 R_SUCCESS = 5.0
 R_PARTIAL = 1.0
-R_WRONG_RESULT = -1.0
+R_NO_SOLUTION = -1.0
 R_WRONG_CARDS = -1.5
-R_WRONG_NUMBERS = -2.0
+R_NUMBERS = -2.0
 R_ILLEGAL = -3.0
 
-REWARDS = {"success": R_SUCCESS, "partial": R_PARTIAL, "wrong_result": R_WRONG_RESULT,
-           "wrong_cards": R_WRONG_CARDS, "wrong_numbers": R_WRONG_NUMBERS, "illegal_formula": R_ILLEGAL}
+FEEDBACK_PREFIX = "You failed this trial because "
 
-FAIL = "You failed this trial because "
+# The paper's message phrases (protocol facts: they are what the model reads back).
+M_ILLEGAL_CHARS = "illegal characters"
+M_AFTER_NUMBER = "invalid sequence after number"
+M_AFTER_OPERATOR = "invalid sequence after operator"
+M_BEFORE_OPEN = "invalid sequence before '('"
+M_AFTER_CLOSE = "invalid sequence after ')'"
+M_UNMATCHED = "unmatched closing parenthesis"
+M_WRONG_CARDS = "you recognized wrong cards"
+M_CORRECT = "Correct solution"
+M_PARTIAL = "partial solution"
+M_NO_MATCH = "your formula does not match any solution"
 
 
-class Answer(NamedTuple):
-    """A parsed model answer. ``error`` is set (and the fields may be None) when no usable JSON object
-    with a string ``formula`` was found."""
+class ReadAnswer(NamedTuple):
+    """The fields of one answer as the paper's env reads them."""
 
-    cards: Any = None
-    number: Any = None
-    formula: str | None = None
-    error: str = ""
+    formula: Any  # the text before the first '=' (or whatever non-string the JSON held)
+    cards: list[str]  # the cleaned-up recognised cards, [] when unreadable
+    number: list[str]
 
 
 class Verdict(NamedTuple):
-    verdict: str
+    verdict: str  # success | partial | no_solution | wrong_cards | wrong_numbers | illegal_formula | no_message
     reward: float
-    message: str  # feedback for the model; "" on success
-    cards_correct: bool | None = None  # None when the task does not check cards
+    feedback: str  # the next user turn ("" on success)
+    messages: tuple[str, ...]
+    cards_correct: bool | None = None  # gp-vl only
 
 
-def _loads(text: str) -> Any:
+def clean_card_text(value: Any) -> list[str]:
+    """The paper's ``robust_str_to_list`` with its one fix: items are also freed of double quotes, and a JSON
+    list of strings or integers is read item by item, so a correctly named hand passes in those forms too."""
+    if isinstance(value, list):
+        if len(value) != 4 or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+            return []
+        return [_strip_card(str(v)) for v in value]
+    if not isinstance(value, str):
+        return []
+    items = value.replace("[", "").replace("]", "").replace("'", "").replace('"', "").replace(" ", "").split(",")
+    return items if len(items) == 4 else []
+
+
+def _strip_card(text: str) -> str:
+    return text.replace("[", "").replace("]", "").replace("'", "").replace('"', "").replace(" ", "")
+
+
+def _paper_cards_value(raw: Any) -> Any:
+    """The paper's extra step for the pattern-read ``cards`` text: all-integer contents become a list of ints
+    (which its clean-up then cannot read), anything else is put back in brackets."""
+    if not isinstance(raw, str):
+        return raw
     try:
-        return orjson.loads(text)
-    except (orjson.JSONDecodeError, RecursionError, ValueError):
-        return None
+        return [int(x) for x in raw.split(", ")]
+    except ValueError:
+        return "[" + raw + "]"
 
 
-def _field(obj: dict[str, Any], name: str) -> Any:
-    if name in obj:
-        return obj[name]
-    for k, v in obj.items():  # "Formula", " formula " and the like
-        if isinstance(k, str) and k.strip().lower() == name:
-            return v
-    return None
+def read_answer(text: str) -> ReadAnswer:
+    """The formula, cards and numbers of an answer, read as the paper's env reads them. Never raises."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return ReadAnswer(NOT_FOUND, [], [])
+    ans = Answer(text)
+    form = ans.string_field("formula")
+    if isinstance(form, str):
+        form = form.split("=", 1)[0]
+    cards_json = ans.json_value("cards")
+    if cards_json is MISSING:
+        cards_raw = _paper_cards_value(ans.list_field("cards"))
+        # pattern-read lists of ints are what the paper's clean-up cannot read: they stay unreadable
+        cards = [] if isinstance(cards_raw, list) else clean_card_text(cards_raw)
+    else:
+        cards = clean_card_text(cards_json)
+    number = ans.list_field("number")
+    return ReadAnswer(form, cards, clean_card_text(number) if not isinstance(number, list) else [])
 
 
-def parse_answer(text: str) -> Answer:
-    """Find the JSON object in a model answer: the whole text, a fenced block, or the first object that
-    decodes within the text (a bounded number of attempts). Never raises."""
-    if not isinstance(text, str):
-        return Answer(error="the answer is not text")
-    if len(text) > MAX_ANSWER_CHARS:
-        return Answer(error=f"the answer is {len(text)} characters long; keep it under {MAX_ANSWER_CHARS} "
-                            "and reply with just the JSON object")
-    obj = _loads(text) if text[:1] == "{" else None  # the common case: nothing around the object
-    if not isinstance(obj, dict):
-        s = text.strip()
-        obj = _loads(s) if s[:1] == "{" else None
-        if not isinstance(obj, dict):
-            obj = _search_object(s)
-    if obj is None:
-        return Answer(error='your answer has no valid JSON object; reply with a JSON object such as '
-                            '{"cards": [...], "number": [...], "formula": "..."} using double quotes')
-    form = obj.get("formula")
-    if form is None:
-        form = _field(obj, "formula")
-    if form is None:
-        return Answer(cards=_field(obj, "cards"), number=_field(obj, "number"),
-                      error='your JSON object has no "formula" field')
-    if not isinstance(form, str):
-        return Answer(cards=_field(obj, "cards"), number=_field(obj, "number"),
-                      error=f'the "formula" field must be a string, not {type(form).__name__}')
-    return Answer(cards=_field(obj, "cards"), number=_field(obj, "number"), formula=form)
+def parse_answer(text: str) -> ReadAnswer:
+    """The task's answer parser (``TaskSpec.parse_answer``): :func:`read_answer`."""
+    return read_answer(text)
 
 
-_decoder = json.JSONDecoder()
-
-
-def _search_object(s: str) -> dict[str, Any] | None:
-    """The first object that has a formula (else the first object at all) in a fenced block or in the
-    text, trying at most MAX_JSON_TRIES start positions."""
-    first: dict[str, Any] | None = None
-    fence = s.find("```")
-    if fence >= 0:  # a markdown block: its body, without the language tag
-        end = s.find("```", fence + 3)
-        body = s[fence + 3:end if end > 0 else len(s)]
-        if body[:4].lower() == "json":
-            body = body[4:]
-        obj = _loads(body.strip())
-        if isinstance(obj, dict):
-            if _field(obj, "formula") is not None:
-                return obj
-            first = obj
-    start = s.find("{")
-    tries = 0
-    while start >= 0 and tries < MAX_JSON_TRIES:
-        tries += 1
-        try:
-            obj, _ = _decoder.raw_decode(s, start)
-        except (ValueError, RecursionError):
-            obj = None
-        if isinstance(obj, dict):
-            if _field(obj, "formula") is not None:
-                return obj
-            first = first or obj
-        start = s.find("{", start + 1)
-    return first
-
-
-def _show(x: Any, limit: int = 80) -> str:
-    text = repr(x)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def check_cards(cards: Any, ranks: Sequence[int]) -> str:
-    """"" when ``cards`` names the hand's ranks (any order, common spellings), else what is wrong."""
-    if not isinstance(cards, list):
-        return f'the "cards" field must be a list of the 4 cards in the image, got {_show(cards)}'
-    if len(cards) != len(ranks):
-        return f"you listed {len(cards)} cards but the image shows {len(ranks)}"
-    parsed = [parse_rank(c) for c in cards]
-    unreadable = [c for c, p in zip(cards, parsed, strict=True) if p is None]
-    if unreadable:
-        return (f"the cards {_show(unreadable)} are not card names (use A, 2-10, J, Q, K); "
-                "your recognised cards are wrong")
-    extra = Counter(parsed) - Counter(ranks)  # type: ignore[arg-type]
-    if extra:
-        names = [card_name(r) for r in sorted(extra.elements())]
-        return (f"your recognised cards are wrong: the image does not show {names} "
-                f"(you listed {[card_name(p) for p in parsed]})")  # type: ignore[arg-type]
-    return ""
+def feedback_text(messages: Sequence[str]) -> str:
+    text = FEEDBACK_PREFIX + ", ".join(messages) + "."
+    if len(text) > MAX_FEEDBACK_CHARS:
+        text = text[:MAX_FEEDBACK_CHARS] + f"... ({len(messages)} messages in all)."
+    return text
 
 
 class Judge:
-    """Verifies answers for one hand. Built once per reset; :meth:`__call__` judges one answer."""
+    """Judges answers for one hand. ``values`` are the card numbers in dealt order (the order the paper's
+    messages list unused numbers in); ``plain_cards`` the plain rank names (gp-vl's card check)."""
 
-    __slots__ = ("check_cards", "key", "key_list", "ranks", "target", "target_text", "values")
+    __slots__ = ("check_cards", "counts", "key", "plain_sorted", "solutions", "target", "values")
 
-    def __init__(self, ranks: Sequence[int], values: Sequence[int], target: int, check_cards: bool) -> None:
-        self.ranks = tuple(ranks)
-        self.values = tuple(values)
-        self.key = tuple(sorted(values))
-        self.key_list = list(self.key)
+    def __init__(self, values: Sequence[int], plain_cards: Sequence[str], target: int, check_cards: bool) -> None:
+        self.values = list(values)
+        self.counts = Counter(self.values)
+        self.key = tuple(sorted(self.values))
+        self.plain_sorted = sorted(plain_cards)
         self.target = target
-        self.target_text = str(target)
         self.check_cards = check_cards
+        self.solutions = solver.solutions(self.key, target)
 
     def __call__(self, text: str) -> Verdict:
-        ans = parse_answer(text)
+        ans = read_answer(text)
         cards_ok: bool | None = None
         if self.check_cards:
-            problem = check_cards(ans.cards, self.ranks)
-            cards_ok = not problem
-            if ans.formula is None and ans.cards is None:  # nothing to read at all: a format failure
-                return Verdict("illegal_formula", R_ILLEGAL, FAIL + ans.error + ".", False)
-            if problem:
-                return Verdict("wrong_cards", R_WRONG_CARDS, FAIL + problem + ". Look at the image again.", False)
-        if ans.formula is None:
-            return Verdict("illegal_formula", R_ILLEGAL, FAIL + ans.error + ".", cards_ok)
+            cards_ok = sorted(ans.cards) == self.plain_sorted
+            if not cards_ok:
+                return Verdict("wrong_cards", R_WRONG_CARDS, FEEDBACK_PREFIX + M_WRONG_CARDS, (M_WRONG_CARDS,),
+                               False)
         return self.judge_formula(ans.formula, cards_ok)
 
-    def judge_formula(self, formula: str, cards_ok: bool | None = None) -> Verdict:
-        """Steps 3 to 6 of the order above, for the formula text alone."""
-        target = self.target
-        if len(formula) > fm.MAX_FORMULA_CHARS:
-            return _fail(cards_ok, "illegal_formula", f"your formula is {len(formula)} characters long; four "
-                                                      f"numbers need far fewer (at most {fm.MAX_FORMULA_CHARS}).")
-        if fm.has_illegal(formula):
-            bad = fm.illegal_chars(formula)
-            return _fail(cards_ok, "illegal_formula",
-                         f"your formula contains characters that are not allowed: {_show(bad)}"
-                         f"{fm.lookalike_hint(bad)}. Use only {fm.ALLOWED_TEXT}.")
-        claimed = None
-        lhs, eq, rhs = formula.partition("=")
-        if not eq:
-            tokens, syntax = fm.analyse_text(formula)
-        elif rhs.strip() == self.target_text and "=" not in rhs and lhs.strip():
-            tokens, syntax = fm.analyse_text(lhs)  # the usual "... = 24"
+    def judge_formula(self, formula: Any, cards_ok: bool | None = None) -> Verdict:
+        """Steps 2 to 5 for the formula text (already cut at its first '=')."""
+        if not isinstance(formula, str):
+            return self._done(R_ILLEGAL, [M_ILLEGAL_CHARS], "illegal_formula", cards_ok)
+        if len(formula) <= MAX_CACHED_FORMULA_CHARS:
+            # the verdict depends only on the hand's values (in dealt order), the target and the formula;
+            # oracle runs and RL rollouts judge the same formulas over and over
+            v = _judge_cached(tuple(self.values), self.target, formula)
+            return v if v.cards_correct == cards_ok else v._replace(cards_correct=cards_ok)
+        return self._judge(formula, cards_ok)
+
+    def _judge(self, formula: str, cards_ok: bool | None) -> Verdict:
+        toks = fm.tokens(formula)
+        if "".join(toks) != formula:
+            return self._done(R_ILLEGAL, [M_ILLEGAL_CHARS], "illegal_formula", cards_ok)
+        reward = 0.0
+        messages: list[str] = []
+        prev = None  # the previous token's kind: n(umber), o(perator), ( or )
+        depth = 0
+        for tok in toks:
+            if tok in "+-*/":
+                if prev not in ("n", ")"):
+                    reward += R_ILLEGAL
+                    messages.append(M_AFTER_OPERATOR)
+                prev = "o"
+            elif tok == "(":
+                if prev in (None, "o", "("):
+                    depth += 1
+                else:
+                    reward += R_ILLEGAL
+                    messages.append(M_BEFORE_OPEN)
+                prev = "("
+            elif tok == ")":
+                if prev in ("n", ")"):
+                    if depth:
+                        depth -= 1
+                    else:
+                        reward += R_ILLEGAL
+                        messages.append(M_UNMATCHED)
+                else:
+                    reward += R_ILLEGAL
+                    messages.append(M_AFTER_CLOSE)
+                prev = ")"
+            else:
+                if prev not in (None, "o", "("):
+                    reward += R_ILLEGAL
+                    messages.append(M_AFTER_NUMBER)
+                prev = "n"
+        syntax_errors = bool(messages)
+        number_penalty = self._number_messages(formula, messages)
+        reward += R_NUMBERS * number_penalty
+        if reward != 0:
+            kind = "illegal_formula" if syntax_errors else "wrong_numbers"
+            return self._done(reward, messages, kind, cards_ok)
+        val = fm.value(toks)
+        if val is not None and val == self.target:
+            return Verdict("success", R_SUCCESS, "", (M_CORRECT,), cards_ok)
+        if val is None and solver.is_prefix(self.solutions, formula):
+            return self._done(R_PARTIAL, [M_PARTIAL], "partial", cards_ok)
+        register = ""
+        for tok in toks:
+            longer = register + tok
+            if not solver.is_prefix(self.solutions, longer):
+                msg = M_NO_MATCH if not register else (
+                    f"{register} is partially correct but the full formula does not match any solution")
+                return self._done(R_NO_SOLUTION, [msg], "no_solution", cards_ok)
+            register = longer
+        # a whole formula that is a prefix of a solution yet not a solution: reward 0, no message
+        return self._done(0.0, [], "no_message", cards_ok)
+
+    def _number_messages(self, formula: str, messages: list[str]) -> int:
+        """Step 4: appends the number messages, returns how many -2 penalties they carry."""
+        used: Counter[int | str] = Counter()
+        for tok in fm.NUMBER.findall(formula):
+            v = fm.number_value(tok)
+            used[v if v is not None else _huge(tok)] += 1
+        have = self.counts
+        invalid = [n for n in used if n not in have]
+        penalties = 0
+        if invalid:
+            messages.append(f"you used invalid numbers: {_show(invalid)}")
+            penalties += 1
         else:
-            tokens, rhs_problem, claimed = self._split_equation(fm.tokenize(formula))
-            if rhs_problem:
-                return _fail(cards_ok, "illegal_formula", rhs_problem)
-            syntax = fm.analyse(tokens)
-        if syntax.status == "invalid":
-            return _fail(cards_ok, "illegal_formula", f"your formula is not a valid expression: {syntax.problem}.")
-        used = syntax.numbers
-        if syntax.status != "complete" or sorted(used) != self.key_list:
-            problem = self._number_problem(used, tokens, syntax, cards_ok)
-            if problem is not None:
-                return problem
-        num, den = syntax.num, syntax.den
-        if den == 0:
-            return _fail(cards_ok, "wrong_result", "your formula divides by zero.")
-        if num != target * den:
-            return _fail(cards_ok, "wrong_result",
-                         f"your formula evaluates to {fm.value_text(num, den)}, not {target}.")
-        if claimed is not None:
-            return _fail(cards_ok, "wrong_result", f"your formula equals {target} but you wrote '= {claimed}'; "
-                                                   f"the equation must equal {target}.")
-        return Verdict("success", R_SUCCESS, "", cards_ok)
+            over = [n for n in used if used[n] > have[n]]
+            if over:
+                messages.append(f"you used numbers: {_show(over)} too many times")
+                penalties += 1
+        under = [n for n in have if have[n] > used[n]]
+        if under:
+            messages.append(f"you didn't use numbers: {_show(under)}")
+            penalties += 1
+        return penalties
 
-    def _number_problem(self, used: Sequence[int], tokens: Sequence[str], syntax: fm.Syntax,
-                        cards_ok: bool | None) -> Verdict | None:
-        """Steps 4 and 5: foreign or over-used numbers, then unfinished or under-using formulas."""
-        target = self.target
-        have = Counter(self.values)
-        mine = sorted(self.values)
-        foreign = [u for u in used if u not in have]
-        if foreign:
-            shown = [u if u >= 0 else "a huge number" for u in dict.fromkeys(foreign)]
-            why = f"you used {shown}, which {'is' if len(shown) == 1 else 'are'} not among your numbers {mine}."
-            return Verdict("wrong_numbers", R_WRONG_NUMBERS, FAIL + why, cards_ok)
-        counts = Counter(used)
-        over = sorted(v for v in counts if counts[v] > have[v])
-        if over:
-            why = (f"you used numbers {over} too many times; each card is used exactly once "
-                   f"(your numbers are {mine}).")
-            return Verdict("wrong_numbers", R_WRONG_NUMBERS, FAIL + why, cards_ok)
-        missing = sorted((have - counts).elements())
-        if syntax.status == "complete" and not missing:
-            return None
-        # at least two numbers, i.e. one operation decided: "(" or "9" alone would be a free +1
-        if len(used) >= MIN_PARTIAL_NUMBERS and is_solution_prefix(self.key, target, "".join(tokens)):
-            return Verdict("partial", R_PARTIAL,
-                           "Your formula is a correct start but it is not finished: complete it so that it uses "
-                           f"every number in {mine} exactly once and equals {target}.", cards_ok)
-        if syntax.status == "prefix":
-            return Verdict("illegal_formula", R_ILLEGAL, FAIL + f"your formula is incomplete: {syntax.problem}.",
-                           cards_ok)
-        why = f"you did not use numbers {missing}; each card must be used exactly once (your numbers are {mine})."
-        return Verdict("wrong_numbers", R_WRONG_NUMBERS, FAIL + why, cards_ok)
-
-    def _split_equation(self, tokens: list[str]) -> tuple[Sequence[str], str, str | None]:
-        """Drop an ``= N`` on either side. Returns the expression tokens, a problem (or ""), and the claimed
-        value when it differs from the target (or None)."""
-        if tokens.count("=") > 1:
-            return tokens, "your formula has more than one '='.", None
-        i = tokens.index("=")
-        left, right = tokens[:i], tokens[i + 1:]
-        if len(right) == 1 and right[0].isdigit():
-            expr, side = left, right[0]
-        elif len(left) == 1 and left[0].isdigit():
-            expr, side = right, left[0]
-        else:
-            return tokens, (f"'=' may only separate your expression from the single number {self.target} "
-                            f"(e.g. '... = {self.target}')."), None
-        return expr, "", (None if fm.literal_value(side) == self.target else side[:12])
+    def _done(self, reward: float, messages: list[str], verdict: str, cards_ok: bool | None) -> Verdict:
+        return Verdict(verdict, reward, feedback_text(messages), tuple(messages[:MAX_RECORDED_MESSAGES]), cards_ok)
 
 
-def _fail(cards_ok: bool | None, verdict: str, why: str) -> Verdict:
-    return Verdict(verdict, REWARDS[verdict], FAIL + why, cards_ok)
+@lru_cache(maxsize=1 << 16)
+def _judge_cached(values: tuple[int, ...], target: int, formula: str) -> Verdict:
+    return Judge(values, (), target, False)._judge(formula, None)
+
+
+class _Huge(str):
+    """A number too long for Python's int(): never a card value; shown as its digits."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _huge(token: str) -> _Huge:
+    return _Huge(token.lstrip("0") or "0")
+
+
+def _show(numbers: list[Any]) -> str:
+    """Python's list display, as the paper's f-strings print it (``[24, 3]``)."""
+    return "[" + ", ".join(repr(n) for n in numbers) + "]"

@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.generalpoints import solver
-from tasks.generalpoints.verifier import REWARDS, Judge
+from tasks.generalpoints.verifier import MAX_FEEDBACK_CHARS, Judge
 
 BUDGET_S = 0.010
-JUDGES = (Judge((5, 11, 1, 9), (5, 10, 1, 9), 24, check_cards=False),
-          Judge((5, 11, 1, 9), (5, 10, 1, 9), 24, check_cards=True))
+JUDGES = (Judge((5, 10, 1, 9), ("5", "J", "A", "9"), 24, check_cards=False),
+          Judge((5, 10, 1, 9), ("5", "J", "A", "9"), 24, check_cards=True))
+REWARDS = {"success": 5.0, "partial": 1.0, "no_solution": -1.0, "wrong_cards": -1.5}
 
 
 def f(formula: object) -> str:
@@ -36,7 +37,9 @@ ADVERSARIAL = {
     "power tower": f("9**9**9"),
     "caret power": f("9^9^9"),
     "deep nesting": f("(" * 150 + "10" + ")" * 150),
-    "deep nesting just under the cap": f("(" * 16 + "10+5+9*1" + ")" * 16),
+    "deep nesting at Python's limit": f("(" * 200 + "10+5+9*1" + ")" * 200),
+    "deep nesting past Python's limit": f("(" * 201 + "10+5+9*1" + ")" * 201),
+    "garbage that collects a message per token": f(")" * 15_000),
     "deep json": '{"formula": ' + "[" * 5000 + "]" * 5000 + "}",
     "deep json unclosed": "[" * 19000,
     "1 MB answer": "x" * 1_000_000,
@@ -60,23 +63,40 @@ ADVERSARIAL = {
 }
 
 
-# correct formulas in odd wrapping: gp-l does not read "cards", and 16 levels of brackets are allowed
-MAY_SUCCEED = {"cards wrong type", "deep nesting just under the cap"}
+# correct formulas in odd wrapping: gp-l does not read "cards", the field pattern reads broken JSON (as in the
+# paper), and Python accepts 200 levels of brackets
+MAY_SUCCEED = {"cards wrong type", "deep nesting at Python's limit", "malformed json", "NUL in json"}
+
+
+def _consistent(v: object) -> None:
+    assert v.verdict in (*REWARDS, "wrong_numbers", "illegal_formula", "no_message")  # type: ignore[attr-defined]
+    if v.verdict in REWARDS:  # type: ignore[attr-defined]
+        assert v.reward == REWARDS[v.verdict]  # type: ignore[attr-defined]
+    else:
+        assert v.reward <= 0  # type: ignore[attr-defined]
+    assert (v.feedback == "") == (v.verdict == "success")  # type: ignore[attr-defined]
+    assert len(v.feedback) <= MAX_FEEDBACK_CHARS + 40  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
 def test_adversarial_input_is_judged_fast(name: str) -> None:
     for judge in JUDGES:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         v = judge(ADVERSARIAL[name])
-        dt = time.perf_counter() - t0
-        assert v.verdict in REWARDS and v.reward == REWARDS[v.verdict]
-        if name in MAY_SUCCEED:
-            continue
-        assert v.message and len(v.message) < 600, v.message
+        dt = time.thread_time() - t0
+        _consistent(v)
+        if name not in MAY_SUCCEED:
+            assert v.verdict != "success", name
         assert dt < BUDGET_S, f"{name}: {dt * 1000:.2f} ms"
     if name == "cards wrong type":
         assert JUDGES[1](ADVERSARIAL[name]).verdict == "wrong_cards"
+
+
+def test_python_nesting_limit_is_respected() -> None:
+    assert JUDGES[0](ADVERSARIAL["deep nesting at Python's limit"]).verdict == "success"
+    assert JUDGES[0](ADVERSARIAL["deep nesting past Python's limit"]).verdict == "no_solution"
+    v = JUDGES[0](ADVERSARIAL["garbage that collects a message per token"])
+    assert v.reward < -40_000 and v.feedback.endswith("messages in all).")  # every penalty counted, feedback cut
 
 
 def test_non_string_action_is_judged() -> None:
@@ -84,15 +104,15 @@ def test_non_string_action_is_judged() -> None:
 
 
 def test_partial_check_is_fast_for_every_hand() -> None:
-    """The +1 path scans the hand's known solutions; worst case over all 1,820 multisets."""
-    table = solver.load_table(24)
+    """The +1 path looks the formula up among the hand's solution prefixes; worst case over all multisets."""
+    table = solver.solution_table(24)
     worst = 0.0
     for key, sols in table.items():
-        judge = Judge(key, key, 24, check_cards=False)
-        prefix = (sols[0][:-1] if sols else f"{key[0]}+{key[1]}") or "1"
-        t0 = time.perf_counter()
+        judge = Judge(key, [str(k) for k in key], 24, check_cards=False)
+        prefix = min(sols)[:-1] if sols else f"{key[0]}+{key[1]}"
+        t0 = time.thread_time()
         judge(json.dumps({"formula": prefix}))
-        worst = max(worst, time.perf_counter() - t0)
+        worst = max(worst, time.thread_time() - t0)
     assert worst < BUDGET_S, f"{worst * 1000:.2f} ms"
 
 
@@ -110,22 +130,19 @@ formula_chars = st.sampled_from([*"0123456789+-*/()= ", "10", "9", "5", "1", "x"
 ))
 def test_property_any_answer_gets_a_verdict(answer: str) -> None:
     for judge in JUDGES:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         v = judge(answer)
-        assert time.perf_counter() - t0 < BUDGET_S
-        assert v.reward == REWARDS[v.verdict]
-        assert (v.message == "") == (v.verdict == "success")
+        assert time.thread_time() - t0 < BUDGET_S
+        _consistent(v)
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(st.lists(st.sampled_from(["5", "10", "1", "9"]), min_size=4, max_size=4, unique=True),
-       st.lists(st.sampled_from("+-*/"), min_size=3, max_size=3))
+@given(st.permutations(["5", "10", "1", "9"]), st.lists(st.sampled_from("+-*/"), min_size=3, max_size=3))
 def test_property_result_matches_exact_arithmetic(nums: list[str], ops: list[str]) -> None:
     """A flat expression over the hand: success exactly when Fraction arithmetic says it is 24."""
     from fractions import Fraction
 
     expr = nums[0] + "".join(o + n for o, n in zip(ops, nums[1:], strict=True))
-    # reference: evaluate with the usual precedence using Fractions (no eval)
     terms: list[Fraction] = [Fraction(nums[0])]
     signs: list[str] = []
     for o, n in zip(ops, nums[1:], strict=True):
@@ -140,4 +157,4 @@ def test_property_result_matches_exact_arithmetic(nums: list[str], ops: list[str
     v = JUDGES[0](f(expr))
     assert (v.verdict == "success") == (value == 24)
     if value != 24:
-        assert v.verdict == "wrong_result"
+        assert v.verdict in ("no_solution", "no_message")

@@ -1,27 +1,31 @@
-"""The environment protocol: hands, rules, suits, splits, budget, feedback turns, determinism, images."""
+"""The environment protocol: dealing, rules, suits, splits, the paper's episode flow and feedback turns,
+prompts and prompt files, determinism, and Gymnasium's own env checker."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium
 import pytest
+from gymnasium.utils.env_checker import check_env
 
+from harness.templates import TemplateError
 from harness.types import RunResult, TaskSpec
 from plugins.baselines import OracleBackend, RandomBackend
 from tasks.generalpoints import solver
-from tasks.generalpoints.cards import BLACK_SUITS, RED_SUITS, SUITS, hand_values, parse_rank, rank_value
-from tasks.generalpoints.env import GeneralPointsEnv
-from tasks.generalpoints.formula import check_syntax, equals, tokenize
+from tasks.generalpoints.cards import BLACK_SUITS, RED_SUITS, SUITS, hand_values, parse_card
+from tasks.generalpoints.env import GeneralPointsEnv, paper_layout
+from tests.generalpoints.conftest import run_episodes
 
 SPLITS = [("gp-l", "id"), ("gp-l", "ood-rule"), ("gp-vl", "id"), ("gp-vl", "ood-rule"), ("gp-vl", "ood-visual")]
+WRONG = paper_layout(["4", "7", "10", "9"], [4, 7, 10, 9], "(")
 
 
 def make(tasks: dict[str, TaskSpec], task: str, split: str, **kw: object) -> GeneralPointsEnv:
-    kw.setdefault("image_size", 224) if task == "gp-vl" else None
+    if task == "gp-vl":
+        kw.setdefault("image_size", 224)
     return tasks[task].make_env(split, **kw)  # type: ignore[return-value]
 
 
@@ -33,117 +37,141 @@ def test_specs(tasks: dict[str, TaskSpec]) -> None:
     assert gl.default_verify_iter == gv.default_verify_iter == 5
     assert (gl.modality, gv.modality) == ("text", "vision")
     assert [(m.name, m.kind) for m in gv.metrics] == [("recognition_accuracy", "ratio")]
-    assert gl.parse_answer is not None and gl.parse_answer('{"formula": "1"}').formula == "1"
-
-
-def test_table_covers_all_multisets_and_solutions_are_right() -> None:
-    table = solver.load_table(24)
-    assert len(table) == 1820 == len(solver.ALL_KEYS)
-    assert sum(bool(v) for v in table.values()) == 1362  # the classic count of solvable 24-game hands
-    assert table[(1, 1, 1, 1)] == () and table[(3, 3, 8, 8)] == ("8/(3-8/3)",)
-    rng = random.Random(0)
-    for key in rng.sample([k for k, v in table.items() if v], 60):
-        for sol in table[key]:
-            toks = tokenize(sol)
-            assert check_syntax(toks).status == "complete"
-            assert sorted(int(t) for t in toks if t.isdigit()) == list(key)
-            assert equals(toks, 24)[0], (key, sol)
-
-
-def test_rule_values() -> None:
-    assert [rank_value(r, "train") for r in range(1, 14)] == [*range(1, 11), 10, 10, 10]
-    assert [rank_value(r, "ood") for r in range(1, 14)] == list(range(1, 14))
-    assert hand_values([1, 11, 12, 13], "train") == (1, 10, 10, 10)
-    assert [parse_rank(x) for x in ["A", "Ace", "1", "T", "10", "J", "Jack", "Q", "queen", "K", "KS", "Z"]] == \
-        [1, 1, 1, 10, 10, 11, 11, 12, 12, 13, 13, None]
+    assert gl.parse_answer is not None and gl.parse_answer('{"formula": "1=2"}').formula == "1"
 
 
 @pytest.mark.parametrize(("task", "split"), SPLITS)
-def test_hands_solvable_with_split_rule_and_suits(tasks: dict[str, TaskSpec], task: str, split: str) -> None:
+def test_hands_follow_split_rule_and_suits(tasks: dict[str, TaskSpec], task: str, split: str) -> None:
     env = make(tasks, task, split)
-    table = solver.load_table(24)
     rule = "ood" if split == "ood-rule" else "train"
     suits = SUITS if task == "gp-l" else RED_SUITS if split == "ood-visual" else BLACK_SUITS
-    for seed in range(300):
+    for seed in range(200):
         obs, _ = env.reset(seed=seed)
         ranks = [r for r, _ in env.hand]
-        assert len(set(env.hand)) == 4  # four distinct cards from one deck
         assert {s for _, s in env.hand} <= set(suits)
-        assert env.values == list(hand_values(ranks, rule))
-        assert table[tuple(sorted(env.values))], env.hand
+        assert env.values == hand_values(ranks, rule)
+        assert solver.is_solvable(env.values), env.hand
         if rule == "ood":
             assert any(r >= 11 for r in ranks), env.hand
-    assert ("11, 'Q' as 12" in obs.text) == (rule == "ood")
-    assert ("all count as 10" in obs.text) == (rule == "train")
+    assert ("'11', '12' and '13'" in obs.text) == (rule == "ood")
 
 
-def test_prompt_contents(tasks: dict[str, TaskSpec]) -> None:
+def test_prompt_structure(tasks: dict[str, TaskSpec]) -> None:
     env = make(tasks, "gp-l", "id")
     obs, _ = env.reset(seed=7)
-    names = json.loads(env.expert_action())["cards"]
+    plain = [c[:-1] for c in env.card_names]
     assert obs.new_context and not obs.images
-    assert "[" + ", ".join(f"'{n}'" for n in names) + "]" in obs.text
-    for needle in ["exactly once", "+ - * / ( ) =", '"cards"', '"number"', '"formula"', "24"]:
+    assert "Cards: [" + ", ".join(f"'{c}'" for c in plain) + "]" in obs.text
+    for needle in ["[Task Description]", "[Input]", "[Output]", '"cards"', '"number"', '"formula"', "24"]:
         assert needle in obs.text
-    venv = make(tasks, "gp-vl", "id")
-    vobs, _ = venv.reset(seed=7)
-    assert len(vobs.images) == 1 and "Your cards" not in vobs.text and "image" in vobs.text
+    assert "[Output Example]" not in obs.text  # the paper's Llama evaluations use the prompt without it
+    assert "[Output Example]" in make(tasks, "gp-l", "id", prompt="example").reset(seed=7)[0].text
+    vobs, _ = make(tasks, "gp-vl", "id").reset(seed=7)
+    assert len(vobs.images) == 1 and "[Input]" not in vobs.text and "image" in vobs.text
+    with pytest.raises(TemplateError, match="built-in prompts"):
+        make(tasks, "gp-l", "id", prompt="fancy")
 
 
-def test_target_configurable(tasks: dict[str, TaskSpec], tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delitem(solver._TABLES, 10, raising=False)
-    env = make(tasks, "gp-l", "id", target="10")
-    cached = solver.cache_dir() / "table-t10-v1.json.gz"
-    assert cached.is_file()
-    for seed in range(50):
-        obs, _ = env.reset(seed=seed)
-        assert "exactly 10" in obs.text
-        assert env.step(env.expert_action())[1] == 5.0
-    first = solver._TABLES.pop(10)  # the second load comes from the cache file
-    assert solver.load_table(10) == first and solver.load_table(10) is not first
-    assert "1+2+3+4" in first[(1, 2, 3, 4)] and not first[(1, 1, 1, 1)]
-    with pytest.raises(ValueError):
-        make(tasks, "gp-l", "id", target="twenty")
+def test_prompt_file_python_constants_are_read_not_run(tasks: dict[str, TaskSpec], tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    src = tmp_path / "prompts.py"
+    src.write_text(
+        "import os\n"
+        f"os.system('touch {marker}')\n"
+        'Q_GeneralPoint_EQN_L = """Make {target_number}. {face_card_msg}. Cards: {cards}. {{json}}"""\n'
+        'Q_GeneralPoint_EQN_L_EG = "Example: {target_number}"\n'
+        'Q_GeneralPoint_EQN_VL = "Look at the image: {target_number}"\n'
+        "NOT_A_PROMPT = 5\n")
+    env = make(tasks, "gp-l", "id", prompt_file=str(src))
+    obs, _ = env.reset(seed=1)
+    plain = [c[:-1] for c in env.card_names]
+    assert obs.text.startswith("Make 24. the face cards 'J', 'Q' and 'K' are all worth '10'. Cards: ['")
+    assert obs.text.endswith("]. {json}") and repr(plain).replace('"', "'") in obs.text
+    assert not marker.exists()
+    assert make(tasks, "gp-l", "id", prompt_file=str(src), prompt="Q_GeneralPoint_EQN_L_EG").reset(seed=1)[0].text \
+        == "Example: 24"
+    assert make(tasks, "gp-vl", "id", prompt_file=str(src)).reset(seed=1)[0].text == "Look at the image: 24"
+    custom = make(tasks, "gp-l", "ood-rule", prompt_file=str(src), face_card_msg="faces are 11 to 13")
+    assert "faces are 11 to 13" in custom.reset(seed=1)[0].text
+    with pytest.raises(TemplateError, match=r"defines no string constant .Q_X.*Q_GeneralPoint_EQN_L"):
+        make(tasks, "gp-l", "id", prompt_file=str(src), prompt="Q_X")
 
 
-def test_verify_iter_budget_and_feedback_turns(tasks: dict[str, TaskSpec], play: Callable[..., RunResult],
-                                               scripted: type) -> None:
-    wrong = '{"cards": [], "number": [], "formula": "("}'
-    backend = scripted([wrong, wrong, None])
+def test_prompt_file_errors(tasks: dict[str, TaskSpec], tmp_path: Path) -> None:
+    text = tmp_path / "p.txt"
+    text.write_text("Reach {target_number} with {cards} and {secret}")
+    with pytest.raises(TemplateError, match=r"unknown placeholder\(s\) \{secret\}; valid: \{target_number\}"):
+        make(tasks, "gp-l", "id", prompt_file=str(text))
+    text.write_text("Reach {cards.__class__}")
+    with pytest.raises(TemplateError, match="not allowed"):
+        make(tasks, "gp-l", "id", prompt_file=str(text))
+    text.write_text("Reach {target_number} with {cards}")
+    assert make(tasks, "gp-l", "id", prompt_file=str(text)).reset(seed=0)[0].text.startswith("Reach 24 with ['")
+    with pytest.raises(TemplateError, match=r"not a file|No such file"):
+        make(tasks, "gp-l", "id", prompt_file=str(tmp_path / "missing.py"))
+    bad = tmp_path / "bad.py"
+    bad.write_text("def (:\n")
+    with pytest.raises(TemplateError, match="not a readable Python file"):
+        make(tasks, "gp-l", "id", prompt_file=str(bad))
+
+
+def test_feedback_turns_and_the_papers_extra_answer(tasks: dict[str, TaskSpec], play: Callable[..., RunResult],
+                                                    scripted: type, tmp_path: Path) -> None:
+    backend = scripted([WRONG, WRONG, None])
     res = play(tasks["gp-l"], backend, episodes=3)
     assert res.metrics["success_rate"].value == 1.0 and res.metrics["mean_turns"].value == 3
     first = [r for r in backend.requests if r.episode_seed == backend.requests[0].episode_seed]
     assert [len(r.messages) for r in first] == [1, 3, 5]
     last = first[-1].messages
     assert [m.role for m in last] == ["user", "assistant", "user", "assistant", "user"]
-    assert last[1].text == wrong
-    assert last[2].text.startswith("You failed this trial because your formula is incomplete")
+    assert last[1].text == WRONG and last[2].text.startswith("You failed this trial because ")
 
-    never = scripted([wrong])
+    # 3 judged answers, then the paper's 4th answer is scored -1 unread and the episode is truncated
+    never = scripted([WRONG])
     res = play(tasks["gp-l"], never, split="ood-rule", episodes=2, verify_iter=3)
-    assert res.metrics["success_rate"].value == 0.0 and res.metrics["mean_turns"].value == 3
-    assert res.metrics["mean_reward"].value == -9.0
+    assert res.metrics["success_rate"].value == 0.0 and res.metrics["mean_turns"].value == 4
+    rewards = [t["reward"] for t in res_samples(res)[0]["turns"]]
+    verdicts = [t["verdict"] for t in res_samples(res)[0]["turns"]]
+    assert rewards[-1] == -1.0 and verdicts[-1] == "step_limit_reached" and len(rewards) == 4
+    res = run_episodes(tasks["gp-l"], scripted([WRONG]), tmp_path / "no-extra", episodes=2, verify_iter=3,
+                       task_args={"answer_after_budget": False})
+    assert res.metrics["mean_turns"].value == 3
 
 
-def test_step_info_and_episode_summary(tasks: dict[str, TaskSpec]) -> None:
+def res_samples(res: RunResult) -> list[dict]:
+    import orjson
+
+    return [orjson.loads(line) for line in Path(res.run_dir, "samples.jsonl").read_bytes().splitlines()]
+
+
+def test_vision_feedback_has_no_image_and_summary(tasks: dict[str, TaskSpec]) -> None:
     env = make(tasks, "gp-vl", "id", verify_iter=2)
     env.reset(seed=3)
-    good = json.loads(env.expert_action())
-    bad = dict(good, cards=["K", "K", "K", "K"]) if good["cards"] != ["K"] * 4 else dict(good, cards=["A"] * 4)
-    obs, reward, term, trunc, info = env.step(json.dumps(bad))
-    assert (reward, term, trunc) == (-1.5, False, False) and not obs.new_context
-    assert info["turn"] == {"verdict": "wrong_cards", "cards_correct": False}
-    assert info["feedback"] and obs.text.startswith(info["feedback"])
-    obs, reward, term, _, info = env.step(json.dumps(good))
+    obs, reward, term, trunc, info = env.step("I can't read the cards")
+    assert (reward, term, trunc) == (-1.5, False, False) and not obs.new_context and not obs.images
+    assert obs.text == "You failed this trial because you recognized wrong cards"
+    assert info["turn"] == {"verdict": "wrong_cards", "messages": ["you recognized wrong cards"],
+                            "cards_correct": False}
+    obs, reward, term, _, info = env.step(env.expert_action())
     assert (reward, term, info["feedback"]) == (5.0, True, "")
     ep = info["episode"]
     assert ep["success"] and ep["metrics"]["recognition_accuracy"] == (1, 2)
-    d = ep["details"]
-    assert set(d) == {"cards", "values", "target", "rule", "solution"} and d["target"] == 24 and d["rule"] == "train"
-    assert d["cards"][0][-1] in "♠♣"
+    assert ep["details"]["target"] == 24 and ep["details"]["rule"] == "train"
+    assert ep["details"]["cards"][0][-1] in "♠♣"
     with pytest.raises(RuntimeError):
         env.step("{}")
+
+
+def test_given_hand(tasks: dict[str, TaskSpec]) -> None:
+    env = make(tasks, "gp-vl", "ood-rule")
+    _obs, info = env.reset(seed=0, options={"cards": ["SA", "HT", "K♣", "4"]})
+    assert env.hand[:3] == [(1, "spades"), (10, "hearts"), (13, "clubs")] and env.hand[3][0] == 4
+    assert env.values == [1, 10, 13, 4] and info["cards"][:3] == ["A♠", "10♥", "K♣"]
+    assert parse_card("D10") == (10, "diamonds")
+    with pytest.raises(ValueError, match="bad card"):
+        env.reset(options={"cards": ["XX", "2", "3", "4"]})
+    with pytest.raises(ValueError, match="4 cards"):
+        env.reset(options={"cards": ["2", "3"]})
 
 
 @pytest.mark.parametrize(("task", "split"), SPLITS)
@@ -158,17 +186,23 @@ def test_oracle_solves_every_split_through_runner(tasks: dict[str, TaskSpec], pl
         assert res.metrics["recognition_accuracy"].value == 1.0
 
 
+def test_expert_answers_in_the_papers_layout(tasks: dict[str, TaskSpec]) -> None:
+    env = make(tasks, "gp-l", "id")
+    env.reset(seed=0, options={"cards": ["SA", "H7", "D7", "CT"]})
+    assert env.expert_action() == ('{\n  "cards": [\'A\', \'7\', \'7\', \'10\'],\n  "number": [1, 7, 7, 10],\n'
+                                   '  "formula": "1*10+7+7=24",\n}')
+
+
 def test_random_policy_is_well_formed_and_seeded(tasks: dict[str, TaskSpec], play: Callable[..., RunResult]
                                                  ) -> None:
     env = make(tasks, "gp-l", "id")
     env.reset(seed=11)
-    a, b = env.random_action(random.Random(5)), env.random_action(random.Random(5))
-    assert a == b
+    assert env.random_action(random.Random(5)) == env.random_action(random.Random(5))
     verdicts = set()
     for seed in range(200):
         env.reset(seed=seed)
         verdicts.add(env._judge(env.random_action(random.Random(seed))).verdict)  # type: ignore[misc]
-    assert verdicts <= {"success", "wrong_result"} and "wrong_result" in verdicts
+    assert verdicts <= {"success", "no_solution"} and "no_solution" in verdicts
     r1 = play(tasks["gp-l"], RandomBackend(seed=1), episodes=30)
     assert 0.0 <= r1.metrics["success_rate"].value < 1.0
 
@@ -185,37 +219,43 @@ def test_determinism_same_seed_same_hand_and_pixels(tasks: dict[str, TaskSpec]) 
     # random.Random(int) is the same Mersenne Twister everywhere: pin one hand so a change is noticed
     env = make(tasks, "gp-l", "id")
     env.reset(seed=2024)
-    assert env.hand == [(7, "clubs"), (13, "spades"), (8, "diamonds"), (1, "hearts")]
+    assert env.hand == [(8, "diamonds"), (3, "spades"), (12, "clubs"), (10, "diamonds")]
 
 
-def test_images(tasks: dict[str, TaskSpec]) -> None:
-    env = tasks["gp-vl"].make_env("ood-visual")
-    obs, _ = env.reset(seed=1)
-    img = obs.images[0]
-    assert img.size == (1200, 1200) and img.mode == "RGB"
-    colours = img.getcolors(maxcolors=1 << 16)
-    assert colours is not None and len(colours) > 10  # table, card faces, ink, anti-aliasing
-    red = sum(n for n, (r, g, b) in colours if r > 150 and g < 80 and b < 80)
-    assert red > 1000  # red suits are drawn in red
-    digests = set()
-    for seed in range(8):
-        digests.add(hashlib.sha256(env.reset(seed=seed)[0].images[0].tobytes()).hexdigest())
-    assert len(digests) == 8
-    small = tasks["gp-vl"].make_env("id", image_size="320x200")
-    assert small.reset(seed=0)[0].images[0].size == (320, 200)
-    with pytest.raises(ValueError):
-        tasks["gp-vl"].make_env("id", image_size="huge")
-
-
-def test_gymnasium_ids_and_errors(tasks: dict[str, TaskSpec]) -> None:
+def test_gymnasium_checker_and_split_kwargs() -> None:
+    for gid, kw in [("harness/gp-l-v0", {}), ("harness/gp-l-v0", {"split": "ood-rule"}),
+                    ("harness/gp-vl-v0", {"split": "ood-visual", "image_size": 128})]:
+        env = gymnasium.make(gid, **kw)
+        check_env(env.unwrapped, skip_render_check=True)
     env = gymnasium.make("harness/gp-vl-v0", split="ood-visual", image_size=128)
     obs, _ = env.reset(seed=0)
-    assert obs.images[0].size == (128, 128)
-    assert env.unwrapped.hand[0][1] in RED_SUITS
+    assert obs.images[0].size == (128, 128) and env.unwrapped.hand[0][1] in RED_SUITS
     _, reward, term, _, _ = env.step(env.unwrapped.expert_action())
     assert (reward, term) == (5.0, True)
-    assert gymnasium.make("harness/gp-l-v0").reset(seed=0)[0].new_context
+    assert gymnasium.make("harness/gp-l-v0", split="ood-rule").unwrapped.rule == "ood"
+
+
+def test_bad_task_args(tasks: dict[str, TaskSpec]) -> None:
     with pytest.raises(KeyError):
         tasks["gp-l"].make_env("ood-visual")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unknown task args"):
         tasks["gp-l"].make_env("id", colour="blue")
+    with pytest.raises(ValueError, match="target"):
+        make(tasks, "gp-l", "id", target="twenty")
+    with pytest.raises(ValueError, match="answer_after_budget"):
+        make(tasks, "gp-l", "id", answer_after_budget="maybe")
+    with pytest.raises(ValueError, match="can make"):
+        make(tasks, "gp-l", "id", target=100_000)
+
+
+def test_protocol_version_is_part_of_the_run_identity(tasks: dict[str, TaskSpec], tmp_path: Path) -> None:
+    """Runs recorded under the old protocol (no task version) never share a directory with new ones."""
+    from harness.runner import EvalConfig, Runner, run_dir_for
+
+    old = EvalConfig(task="gp-l", split="id", model="oracle", backend="oracle", episodes=2)
+    new = EvalConfig(task="gp-l", split="id", model="oracle", backend="oracle", episodes=2,
+                     task_version=tasks["gp-l"].version)
+    assert tasks["gp-l"].version == "paper-1" and new.identity()["task_version"] == "paper-1"
+    assert run_dir_for(tmp_path, old) != run_dir_for(tmp_path, new)
+    res = Runner(tasks["gp-l"], OracleBackend(), old, tmp_path / "r").run()  # the runner fills the version in
+    assert res.record["task_version"] == "paper-1" and res.record["identity"]["task_version"] == "paper-1"
