@@ -87,7 +87,7 @@ class _Episode:
         self.index = index
         self.seed = seed
         self.env = env
-        obs, _ = env.reset(seed=seed)
+        obs, _ = env.reset(seed=seed, options={"episode_index": index})
         self.obs: Observation = obs
         self.messages: list[Message] = []
         self.turns: list[dict[str, Any]] = []

@@ -61,10 +61,11 @@ class Style:
     midblock_density: float = 0.5
     storeys: int = 4  # window rows on facades
     diagonals: int = 0  # extra diagonal avenues (grid)
+    block_m: float = 90.0  # metres between neighbouring intersections: decides how many rail points a leg gets
 
 
 NYC = Style(
-    name="nyc", layout="grid", size=9, font="DejaVuSans-Bold.ttf",
+    name="nyc", block_m=84.0, layout="grid", size=9, font="DejaVuSans-Bold.ttf",
     sky=(176, 204, 230), road=(72, 72, 76), sidewalk=(170, 166, 158),
     facades=((150, 74, 56), (122, 84, 64), (168, 104, 78), (108, 98, 92), (186, 160, 130)),
     window=(46, 56, 70), signs=((24, 60, 120), (160, 30, 40), (20, 110, 70), (230, 180, 40), (30, 30, 30),
@@ -79,7 +80,7 @@ NYC = Style(
 
 WORLD: tuple[Style, ...] = (
     Style(
-        name="paris", layout="radial", size=4, font="DejaVuSerif-Bold.ttf",
+        name="paris", block_m=110.0, layout="radial", size=4, font="DejaVuSerif-Bold.ttf",
         sky=(190, 210, 228), road=(96, 92, 90), sidewalk=(200, 194, 182),
         facades=((226, 214, 186), (214, 200, 170), (232, 224, 204), (206, 190, 160)),
         window=(70, 80, 96), signs=((20, 40, 80), (110, 20, 30), (30, 80, 60), (60, 60, 60), (150, 110, 40)),
@@ -91,7 +92,7 @@ WORLD: tuple[Style, ...] = (
         street_suffixes=("Rue", "Boulevard"), storeys=6,
     ),
     Style(
-        name="london", layout="irregular", size=8, font="DejaVuSerifCondensed-Bold.ttf",
+        name="london", block_m=90.0, layout="irregular", size=8, font="DejaVuSerifCondensed-Bold.ttf",
         sky=(168, 178, 190), road=(60, 62, 66), sidewalk=(150, 150, 148),
         facades=((140, 60, 48), (236, 232, 222), (120, 70, 60), (200, 196, 184), (90, 60, 50)),
         window=(40, 44, 52), signs=((16, 50, 32), (0, 36, 90), (140, 20, 30), (40, 40, 40), (190, 150, 60)),
@@ -103,7 +104,7 @@ WORLD: tuple[Style, ...] = (
         street_suffixes=("Street", "Road", "Lane"), storeys=4,
     ),
     Style(
-        name="tokyo", layout="grid", size=8, font="DejaVuSansCondensed-Bold.ttf",
+        name="tokyo", block_m=64.0, layout="grid", size=8, font="DejaVuSansCondensed-Bold.ttf",
         sky=(200, 214, 224), road=(84, 86, 90), sidewalk=(190, 190, 186),
         facades=((200, 200, 196), (170, 172, 176), (220, 214, 200), (150, 156, 164), (236, 236, 232)),
         window=(60, 90, 120), signs=((220, 40, 60), (250, 200, 0), (0, 140, 200), (20, 20, 20), (240, 120, 0),
@@ -116,7 +117,7 @@ WORLD: tuple[Style, ...] = (
         street_suffixes=("Dori", "Avenue"), storeys=7,
     ),
     Style(
-        name="cairo", layout="irregular", size=8, font="DejaVuSansMono-Bold.ttf",
+        name="cairo", block_m=96.0, layout="irregular", size=8, font="DejaVuSansMono-Bold.ttf",
         sky=(222, 214, 188), road=(110, 100, 86), sidewalk=(196, 178, 146),
         facades=((210, 180, 130), (196, 160, 112), (222, 200, 160), (180, 150, 110), (236, 220, 190)),
         window=(80, 64, 48), signs=((0, 100, 90), (130, 40, 20), (20, 60, 120), (200, 140, 20), (60, 40, 30)),
@@ -128,7 +129,7 @@ WORLD: tuple[Style, ...] = (
         street_suffixes=("Street", "Road"), storeys=4,
     ),
     Style(
-        name="rio", layout="radial", size=4, font="DejaVuSans-Bold.ttf",
+        name="rio", block_m=104.0, layout="radial", size=4, font="DejaVuSans-Bold.ttf",
         sky=(150, 200, 240), road=(80, 84, 80), sidewalk=(230, 226, 214),
         facades=((240, 190, 170), (170, 220, 200), (250, 230, 150), (180, 200, 240), (240, 240, 236)),
         window=(50, 90, 100), signs=((0, 120, 60), (230, 180, 0), (0, 70, 150), (200, 50, 60), (90, 40, 120)),
@@ -140,7 +141,7 @@ WORLD: tuple[Style, ...] = (
         street_suffixes=("Avenida", "Rua"), storeys=3,
     ),
     Style(
-        name="sydney", layout="grid", size=8, font="DejaVuSerif-Bold.ttf",
+        name="sydney", block_m=92.0, layout="grid", size=8, font="DejaVuSerif-Bold.ttf",
         sky=(140, 190, 235), road=(70, 74, 80), sidewalk=(206, 200, 190),
         facades=((196, 170, 120), (226, 220, 206), (150, 110, 80), (120, 140, 150), (210, 196, 170)),
         window=(40, 70, 90), signs=((0, 60, 110), (180, 60, 20), (20, 100, 60), (220, 170, 30), (40, 40, 60)),

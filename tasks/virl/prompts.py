@@ -1,64 +1,102 @@
-"""What the model reads each step: the task, the whole instruction, its history, the current observation."""
+"""What the model reads each rail step: a fresh prompt with the task, the whole instruction, the action space, and
+the observation/action history up to now.
+
+The built-in templates keep the paper's structure and placeholders - ``[Task Description]``, ``[Instruction]``
+``{instruction}``, (virl-vl) the observation format, ``[Action space]`` ``{action_space}``, ``[Observations and
+actions sequence]`` ``{obs_act_seq}``, ``[Output]`` with the fields ``current observation``, ``current
+instruction`` and ``action`` - in harness's own words. ``prompt=example`` ends with a request to answer with the
+JSON only, as the paper's API evaluations do. ``prompt_file=PATH`` takes a user's template (a text file, or a
+Python module of prompt constants such as the paper's ``prompt_lib/prompts.py``, read and never executed;
+``prompt=NAME`` picks one, by default ``Q_VIRL_L`` / ``Q_VIRL_VL``).
+
+The history is built as the paper's env builds it: ``O_i: <observation>`` / ``A_i: <action>`` lines for the
+steps walked, then the current ``O_n`` and an empty ``A_n``. On virl-vl the current line reads ``You observe an
+image of 4 views;`` (plus the intersection remark), while the earlier lines keep their full text observations,
+landmark names included - the paper's quirk, kept.
+"""
 
 from __future__ import annotations
 
-from tasks.virl.instructions import format_instruction
-from tasks.virl.routes import RailStep
-from tasks.virl.verifier import FORMAT_HINT
+from collections.abc import Sequence
 
-GRID_LAYOUT = ("You observe a 2x2 grid of street views around you: front (top left), right (top right), "
-               "back (bottom left), left (bottom right).")
-_SIDE_PHRASE = {"right": "on your right", "left": "on your left", "front": "in front of you",
-                "back": "behind you"}
-INTERSECTION = "You observe an intersection."
+from harness import templates
 
+PLACEHOLDERS = ("instruction", "action_space", "obs_act_seq")
+PAPER_PROMPT_NAMES = {False: "Q_VIRL_L", True: "Q_VIRL_VL"}
+COMPASS = ("north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest")
+RELATIVE = ("left", "right", "slightly left", "slightly right")
 
-def landmark_phrase(visible: list[tuple[str, str]]) -> str:
-    if not visible:
-        return "No landmarks nearby."
-    parts = [f"{name} {_SIDE_PHRASE[side]}" for name, side in visible]
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"You observe {listed}."
+_HEAD = """
+[Task Description]
+You are a skilled navigator following a route through a city, {where} You are also given what you observed and \
+did so far, as text. First work out which sentence of the instruction comes next, then choose the action to take \
+from your current observation and that sentence.
 
+[Instruction]
+{{instruction}}
+"""
+_GRID = """
+[Observation format]
+The image is a 2x2 grid of street views around you, headed:
+[front, right
+ back, left]
+Check whether any landmark the instruction names can be seen in the grid.
+"""
+_TAIL = """
+[Action space]
+{action_space}
 
-def full_observation(step: RailStep) -> str:
-    """Everything there is to see at a rail step, landmarks named: virl-l's observation, and what a perfect
-    observer answers in ``current observation`` (the oracle's answer on virl-vl too)."""
-    text = landmark_phrase(step.visible())
-    return f"{text} {INTERSECTION}" if step.is_intersection else text
+[Observations and actions sequence]
+{obs_act_seq}
 
-
-def shown_observation(step: RailStep, vision: bool) -> str:
-    """The observation text the model is given. With images it never names a landmark."""
-    if not vision:
-        return full_observation(step)
-    return f"{GRID_LAYOUT} {INTERSECTION}" if step.is_intersection else GRID_LAYOUT
-
-
-def history_observation(step: RailStep, vision: bool) -> str:
-    if not vision:
-        return full_observation(step)
-    return "Street views. " + INTERSECTION if step.is_intersection else "Street views."
-
-
-def action_space_text(actions: tuple[str, ...]) -> str:
-    turns = [a[len("turn_direction("):-1] for a in actions if a.startswith("turn_direction(")]
-    return ('"forward()": move forward one step along the street\n'
-            '"turn_direction(x)": turn to face x and start walking that way; x is one of '
-            + ", ".join(turns) + "\n"
-            '"stop()": you have reached the destination; the navigation is finished')
+[Output]
+{{
+  "current observation": your latest observation{from_where},
+  "current instruction": the sentence of the instruction to carry out now, after reading all of it,
+  "action": the action to take, one from the action space,
+}}
+"""
+_EXAMPLE = "\nReply with the JSON object only.\n"
 
 
-TASK = ("You are navigating a city on foot by following a route instruction. Each step you get the whole "
-        "instruction, what you observed and did at the previous steps, and your current observation. Work out "
-        "which sentence of the instruction you are carrying out now, then take one action.")
+def builtin_template(vision: bool, example: bool) -> str:
+    where = ("sentence by sentence, while looking at the street views around you." if vision
+             else "sentence by sentence.")
+    head = _HEAD.format(where=where)
+    tail = _TAIL.replace("{from_where}", " in the street view grid" if vision else " in the sequence")
+    return head + (_GRID if vision else "") + tail + (_EXAMPLE if example else "")
 
 
-def build_prompt(sentences: list[str], history: list[tuple[str, str]], current: str, history_now: str,
-                 actions: tuple[str, ...]) -> str:
-    lines = [f"O_{i + 1}: {o}\nA_{i + 1}: {a}" for i, (o, a) in enumerate(history)]
-    n = len(history) + 1
-    lines.append(f"O_{n}: {history_now}\nA_{n}:")
-    return (f"[Task]\n{TASK}\n\n[Instruction]\n{format_instruction(sentences)}\n\n[Action space]\n"
-            f"{action_space_text(actions)}\n\n[Observations and actions so far]\n" + "\n".join(lines)
-            + f"\n\n[Current observation]\n{current}\n\n[Output]\n{FORMAT_HINT}")
+def action_space_text(absolute: bool) -> str:
+    dirs = COMPASS if absolute else RELATIVE
+    return ('"forward()": move one step forward\n'
+            f'"turn_direction(x)": turn to face x, where x is one of {list(dirs)}\n'
+            '"stop()": you have arrived; the navigation is over')
+
+
+def history(observations: Sequence[str], actions: Sequence[str], vision: bool) -> str:
+    """The paper's ``get_observation_action_sequence``."""
+    out = [f"O_{i + 1}: {o}\nA_{i + 1}: {a}\n" for i, (a, o) in enumerate(zip(actions, observations, strict=False))]
+    if len(observations) > len(actions):
+        n = len(observations)
+        if vision:
+            inter = "You observe an intersection" if "You observe an intersection" in observations[-1] else ""
+            out.append(f"O_{n}: You observe an image of 4 views; {inter}\nA_{n}: \n")
+        else:
+            out.append(f"O_{n}: {observations[-1]}\nA_{n}: \n")
+    return "".join(out)
+
+
+def make_template(vision: bool, prompt: str | None = None, prompt_file: str | None = None) -> str:
+    """A checked template. Raises :class:`harness.templates.TemplateError` with the reason."""
+    if prompt_file:
+        text = templates.load_prompt_file(prompt_file, prompt, default_names=(PAPER_PROMPT_NAMES[vision],))
+        where = f"prompt file {prompt_file}"
+    else:
+        if prompt not in (None, "default", "example"):
+            raise templates.TemplateError(f"prompt={prompt!r}: the built-in prompts are 'default' and 'example' "
+                                          "(or give prompt_file=PATH)")
+        text = builtin_template(vision, prompt == "example")
+        where = "the built-in prompt"
+    templates.check(text, PLACEHOLDERS, where)
+    return text

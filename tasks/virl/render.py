@@ -1,4 +1,6 @@
-"""Street views drawn with Pillow: a 2x2 grid of front, right, back and left views.
+"""Street views drawn with Pillow for generated cities: a 2x2 grid of front, right, back and left views, each
+``image_size`` pixels square with the paper's 5-pixel black gaps (the paper's own panoramas are cut by
+:mod:`tasks.virl.panorama`).
 
 Each view is either a *street* (a road receding to the horizon between two facades: there is a street that
 way) or a *wall* (a facade seen head-on). Intersections add crosswalks. Landmarks are storefronts with a
@@ -14,12 +16,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from tasks.virl.city import KIND_NAMES, STYLES, Style
 from tasks.virl.geometry import signed_diff, wrap
-from tasks.virl.routes import RailStep
 
 FONT_DIR = Path(__file__).parent / "fonts"
 LABEL_FONT = "DejaVuSans-Bold.ttf"
@@ -32,12 +34,14 @@ def font(name: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_DIR / name), size)
 
 
-def layout(image_size: int) -> tuple[int, int]:
-    """(view side, gap) for a grid of ``image_size`` pixels."""
-    if image_size < 64:
-        raise ValueError(f"image_size must be at least 64, got {image_size}")
-    gap = max(2, image_size // 160)
-    return (image_size - gap) // 2, gap
+GAP = 5  # black line between views, as in the paper's grid
+
+
+def layout(view_size: int) -> tuple[int, int]:
+    """(view side, gap): the grid is ``2 * view_size + 5`` pixels square, like the paper's."""
+    if view_size < 32:
+        raise ValueError(f"image_size must be at least 32, got {view_size}")
+    return view_size, GAP
 
 
 def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
@@ -164,7 +168,7 @@ def sign(style_name: str, v: int, name: str, kind: str, width: float = SIGN_WIDT
     return img
 
 
-def view_kinds(step: RailStep) -> list[str]:
+def view_kinds(step: Any) -> list[str]:
     out = []
     for i in range(4):
         centre = step.heading + 90 * i
@@ -205,12 +209,12 @@ def sign_slots(relative_bearings: list[float]) -> list[tuple[int, float, float]]
 class StreetViewRenderer:
     """Draws the 2x2 grid for one rail step. One per env; the caches behind it are shared."""
 
-    def __init__(self, style_name: str, image_size: int = 512) -> None:
+    def __init__(self, style_name: str, view_size: int = 512) -> None:
         if style_name not in STYLES:
             raise KeyError(f"unknown city style {style_name!r}")
         self.style = style_name
-        self.size = int(image_size)
-        self.v, self.gap = layout(self.size)
+        self.v, self.gap = layout(int(view_size))
+        self.size = 2 * self.v + self.gap
 
     def origin(self, view: int) -> tuple[int, int]:
         return (view % 2) * (self.v + self.gap), (view // 2) * (self.v + self.gap)
@@ -224,7 +228,9 @@ class StreetViewRenderer:
         top = oy + int(0.50 * v)
         return left, top, left + sw, top + sh
 
-    def render(self, step: RailStep, *, with_signs: bool = True) -> Image.Image:
+    def render(self, step: Any, *, with_signs: bool = True) -> Image.Image:
+        """``step`` has ``heading``, ``stop`` (a :class:`tasks.virl.routes.Scene`), ``is_intersection`` and
+        ``view_key``."""
         v = self.v
         canvas = Image.new("RGB", (self.size, self.size), (0, 0, 0))
         cross = step.is_intersection

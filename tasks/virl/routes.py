@@ -1,105 +1,120 @@
-"""Routes and the rail the agent moves on.
+"""Routes in the paper's terms, from the offline city generator or from the paper's released route files.
 
-A route is a chain of stops: the start (a mid-block address), the intersections where it turns, and the
-destination (a mid-block place). Leg ``j`` runs from stop ``j`` to stop ``j+1`` along one block, heading
-``headings[j]``. The rail expands a route into the points the agent visits, with the one right action at
-each (the paper's layout, 2 points between stops):
+A :class:`Route` is what the paper's ``route_infos.json`` holds for one route: a start point, a start heading
+(0 = "pick one at random each episode"), and one milestone per leg - the heading to walk (``"90 (east)"``) and
+the landmarks seen where the leg ends (``"Hudson Coffee is on your right front"``) - with the leg ends' positions
+(intersections, then the destination). Everything the agent reads is built from these by
+:mod:`tasks.virl.instructions` and :mod:`tasks.virl.rail`, the same way for both sources, so generated and released
+routes are indistinguishable to the verifier.
 
-    start --turn--> p --forward--> p --forward--> I1 --turn--> p --> p --> I2 ... --> destination (stop)
-
-So a route with ``k`` turns at intersections has ``k + 1`` legs and ``3 (k + 1) + 1`` rail steps.
-Routes from the generator and from the paper's files end up as the same :class:`Route`.
+Generated routes also carry :class:`Scene` s: what the drawn street views show at each stop (landmarks at their
+bearings, the streets leaving it). Released routes without panoramas get scenes read back from their milestone
+texts, so they can be drawn too.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
-from tasks.virl.city import City
-from tasks.virl.geometry import compass_name, relative_turn, side_of, wrap
+from tasks.virl.city import KINDS, City
+from tasks.virl.geodesy import Point
+from tasks.virl.geometry import compass_name, side_of, wrap
+from tasks.virl.instructions import NO_LANDMARK, Milestone
 
-INTERMEDIATE_POINTS = 2
+# The paper's spatial phrases (its DIRECTION_SET), at their bearings relative to the agent's heading.
+SPATIAL: tuple[tuple[str, float], ...] = (
+    ("front", 0), ("right front", 45), ("right", 90), ("right behind", 135), ("behind", 180),
+    ("left behind", 225), ("left", 270), ("left front", 315))
+_SPATIAL_ANGLE = dict(SPATIAL)
+
+
+def spatial_relation(agent_heading: float, bearing: float) -> str:
+    """The paper's ``calculate_spatial_relationship_with_headings``: the nearest of its eight phrases."""
+    diff = (bearing - agent_heading) % 360
+    best, best_d = "front", 361.0
+    for name, angle in SPATIAL:
+        d = abs(angle - diff)
+        d = 360 - d if d > 180 else d
+        if d < best_d:
+            best, best_d = name, d
+    return best
 
 
 @dataclass(frozen=True)
 class Sighting:
-    """A landmark the agent can see from a stop, at an absolute bearing (degrees from north)."""
-
     name: str
     kind: str
-    bearing: float
+    bearing: float  # absolute, degrees from north
 
 
 @dataclass(frozen=True)
-class Stop:
-    """A point where the route starts, turns or ends. ``streets`` are the absolute headings of the streets
-    leaving it (what the street views show); ``sightings`` the landmarks seen from it."""
+class Scene:
+    """What a drawn street view shows at a route stop."""
 
     is_intersection: bool
     sightings: tuple[Sighting, ...]
-    streets: tuple[float, ...]
+    streets: tuple[float, ...]  # absolute headings of the streets leaving it
+
+
+BETWEEN = Scene(False, (), ())  # filled in with the leg's heading when drawn
 
 
 @dataclass(frozen=True)
 class Route:
     route_id: str
-    city: str  # the style whose streets and signs are drawn
     source: str  # "generated" or the file it came from
-    init_heading: float
-    headings: tuple[float, ...]  # one per leg, degrees
-    directions: tuple[str, ...]  # compass name of each leg
-    stops: tuple[Stop, ...]  # len(headings) + 1: start, intersections, destination
-    cues: tuple[Sighting | None, ...]  # per leg: the landmark its instruction names at the leg's end
-    street_names: tuple[str, ...] = ()
+    city: str  # the style used when views are drawn
+    start: Point
+    init_heading: float  # 0: random each episode (the paper's rule)
+    milestones: tuple[Milestone, ...]
+    ends: tuple[Point, ...]  # one per milestone: the leg ends
+    planar: bool  # metres on a plane (generated) or (lat, lng) degrees
+    scenes: tuple[Scene, ...]  # one per stop: the start, then each leg end
+    index: int = 0  # position in its file
 
     @property
     def turns(self) -> int:
-        """Turns at intersections (the opening turn at the start is not counted)."""
-        return len(self.headings) - 1
+        return len(self.milestones) - 1
 
 
-@dataclass(frozen=True)
-class RailStep:
-    """One point of the rail: what the agent sees there and the one right action."""
-
-    index: int
-    heading: float
-    stop: Stop  # for intermediate points, a plain street with nothing to see
-    absolute_action: str
-    relative_action: str
-    instruction: int  # index of the instruction sentence in force
-    view_key: int  # picks facade variants, so neighbouring points don't look identical
-
-    @property
-    def is_intersection(self) -> bool:
-        return self.stop.is_intersection
-
-    def visible(self) -> list[tuple[str, str]]:
-        """(landmark name, side) in a stable order: right side first, then left, front, back."""
-        order = {"right": 0, "left": 1, "front": 2, "back": 3}
-        seen = [(s.name, side_of(s.bearing - self.heading), wrap(s.bearing - self.heading))
-                for s in self.stop.sightings]
-        seen.sort(key=lambda t: (order[t[1]], t[2]))
-        return [(n, side) for n, side, _ in seen]
+def landmark_text(name: str, agent_heading: float, bearing: float) -> str:
+    return f"{name} is on your {spatial_relation(agent_heading, bearing)}"
 
 
-def build_rail(route: Route) -> list[RailStep]:
-    """The rail of a route; see the module docstring. Instruction ``2j`` is leg ``j``'s turn, ``2j+1`` its
-    'move forward' sentence; at the destination the last sentence stays in force while the agent stops."""
-    steps: list[RailStep] = []
-    heading = route.init_heading
-    for j, h in enumerate(route.headings):
-        turn = f"turn_direction({route.directions[j]})"
-        rel = f"turn_direction({relative_turn(heading, h)})"
-        steps.append(RailStep(len(steps), heading, route.stops[j], turn, rel, 2 * j, 7 * j))
-        street = Stop(False, (), (h, wrap(h + 180)))
-        for p in range(INTERMEDIATE_POINTS):
-            steps.append(RailStep(len(steps), h, street, "forward()", "forward()", 2 * j + 1, 7 * j + p + 1))
-        heading = h
-    last = len(route.headings)
-    steps.append(RailStep(len(steps), heading, route.stops[last], "stop()", "stop()", 2 * last - 1, 7 * last))
-    return steps
+_LANDMARK = re.compile(r"^(?P<name>.{1,200}?) is on your (?P<side>right front|right behind|left behind|left front|"
+                       r"front|right|behind|left)\s*\.?\s*$")
+
+
+def read_landmark(text: str) -> tuple[str, str] | None:
+    """``"Starbucks is on your right front"`` -> ``("Starbucks", "right front")``; None for anything else."""
+    if len(text) > 300:
+        return None
+    m = _LANDMARK.match(text.strip())
+    return (m.group("name"), m.group("side")) if m else None
+
+
+def kind_of(name: str) -> str:
+    low = name.lower()
+    for kind, words in KINDS.items():
+        if any(w.lower() in low for w in words):
+            return kind
+    return "shop"
+
+
+def scenes_from_milestones(milestones: tuple[Milestone, ...]) -> tuple[Scene, ...]:
+    """Scenes for a route known only by its milestones: the named landmark at its side, the streets in and out."""
+    out = [Scene(False, (), (float(milestones[0].heading), wrap(milestones[0].heading + 180)))]
+    for j, m in enumerate(milestones):
+        h = float(m.heading)
+        seen = read_landmark(m.landmarks)
+        sightings = (Sighting(seen[0], kind_of(seen[0]), wrap(h + _SPATIAL_ANGLE[seen[1]])),) if seen else ()
+        last = j == len(milestones) - 1
+        streets = {h, wrap(h + 180)} if last else {h, wrap(h + 180), float(milestones[j + 1].heading),
+                                                   wrap(milestones[j + 1].heading + 180)}
+        out.append(Scene(not last, sightings, tuple(sorted(streets))))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------ generator
@@ -112,9 +127,10 @@ class RouteError(RuntimeError):
 def generate_route(city: City, seed: int, min_turns: int = 2, max_turns: int = 6) -> Route:
     """A route of ``min_turns..max_turns`` turns at intersections, drawn from ``seed`` alone.
 
-    Every leg is one block, so "the next intersection" in the instruction is unambiguous; each intersection
-    on the route has at least 3 streets; the route turns at each (never straight on, never a U-turn),
-    never revisits a node, and ends beside a mid-block landmark on its left or right.
+    Every leg is one block, so "the next intersection" is unambiguous; each intersection on the route has at
+    least 3 streets; the route turns at each (never straight on, never a U-turn), never revisits a node, and ends
+    beside a mid-block landmark on its left or right. It starts mid-block and, as routes in the paper's files
+    without a start heading, faces a random way at the start of each episode.
     """
     if not 1 <= min_turns <= max_turns:
         raise ValueError(f"need 1 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
@@ -143,10 +159,8 @@ def generate_route(city: City, seed: int, min_turns: int = 2, max_turns: int = 6
             visited.add(w)
         if not ok:
             continue
-        # path = [I1..Ik, w]; the last leg stops half-way along (Ik, w), beside a landmark.
-        last_h = heads[-1]
         dest = [(lm, b) for lm, b in city.edge_landmarks(path[-2], path[-1])
-                if side_of(b - last_h) in ("left", "right")]
+                if side_of(b - heads[-1]) in ("left", "right")]
         if not dest:
             continue
         return _assemble(city, rng, seed, u0, path, heads, dest)
@@ -155,26 +169,35 @@ def generate_route(city: City, seed: int, min_turns: int = 2, max_turns: int = 6
 
 def _assemble(city: City, rng: random.Random, seed: int, u0: int, path: list[int], heads: list[int],
               dest: list) -> Route:
+    scale = city.style.block_m
+
+    def at(node: int) -> Point:
+        x, y = city.nodes[node]
+        return (x * scale, y * scale)
+
+    def mid(a: int, b: int) -> Point:
+        (xa, ya), (xb, yb) = at(a), at(b)
+        return ((xa + xb) / 2, (ya + yb) / 2)
+
     legs = len(heads)
-    # Start mid-block on (u0, I1): what is beside that block is visible there.
-    start_seen = tuple(Sighting(lm.name, lm.kind, b) for lm, b in city.edge_landmarks(u0, path[0]))
-    stops = [Stop(False, start_seen, (float(heads[0]), wrap(heads[0] + 180)))]
-    cues: list[Sighting | None] = []
+    milestones: list[Milestone] = []
+    scenes = [Scene(False, tuple(Sighting(lm.name, lm.kind, b) for lm, b in city.edge_landmarks(u0, path[0])),
+                    (float(heads[0]), wrap(heads[0] + 180)))]
+    ends: list[Point] = []
     for j in range(legs - 1):
         node = path[j]
         seen = tuple(Sighting(lm.name, lm.kind, b) for lm, b in city.corners.get(node, ()))
-        stops.append(Stop(True, seen, tuple(float(h) for h in sorted(city.adj[node]))))
-        usable = [s for s in seen if side_of(s.bearing - heads[j]) in ("left", "right")]
-        cues.append(rng.choice(usable) if usable else None)
+        cue = rng.choice(seen) if seen else None
+        text = landmark_text(cue.name, heads[j], cue.bearing) if cue else NO_LANDMARK
+        milestones.append(Milestone(text, int(heads[j]), compass_name(heads[j])))
+        scenes.append(Scene(True, seen, tuple(float(h) for h in sorted(city.adj[node]))))
+        ends.append(at(node))
     lm, b = rng.choice(dest)
     goal = Sighting(lm.name, lm.kind, b)
-    stops.append(Stop(False, (goal,), (float(heads[-1]), wrap(heads[-1] + 180))))
-    cues.append(goal)
-    # The opening heading is never the first leg's (no turn needed) nor its opposite (a U-turn).
-    init = rng.choice([h for h in range(0, 360, 45) if h not in (heads[0], wrap(heads[0] + 180))])
-    chain = [u0, *path]
-    streets = tuple(city.street(chain[i], chain[i + 1]) for i in range(len(chain) - 1))
-    return Route(route_id=f"{city.style.name}/c{city.seed}/{seed:x}", city=city.style.name, source="generated",
-                 init_heading=float(init), headings=tuple(float(h) for h in heads),
-                 directions=tuple(compass_name(h) for h in heads), stops=tuple(stops), cues=tuple(cues),
-                 street_names=streets)
+    milestones.append(Milestone(landmark_text(goal.name, heads[-1], goal.bearing), int(heads[-1]),
+                                compass_name(heads[-1])))
+    scenes.append(Scene(False, (goal,), (float(heads[-1]), wrap(heads[-1] + 180))))
+    ends.append(mid(path[-2], path[-1]))
+    return Route(route_id=f"{city.style.name}/c{city.seed}/{seed:x}", source="generated", city=city.style.name,
+                 start=mid(u0, path[0]), init_heading=0.0, milestones=tuple(milestones), ends=tuple(ends),
+                 planar=True, scenes=tuple(scenes))

@@ -1,191 +1,101 @@
-"""Answer parsing and the step verifier (the paper's reward values).
+"""Judging one V-IRL answer: the paper's verifier (``step_rewards_virl`` in its ``utils_rl.py``).
 
-Check order - the first failed check decides the reward, so each answer gets exactly one verdict:
+The fields ``action`` and ``current observation`` are read with the paper's field reader
+(:mod:`harness.answers`: the whole text as JSON, else ``"NAME": "..."`` on one line, else ``"None"``). Then:
 
-1. ``invalid_format`` (-1.75): no JSON object with string fields ``current observation``,
-   ``current instruction`` and ``action`` could be read (also: too long, NUL bytes). It costs as much as the
-   worst wrong answer so that emitting garbage is never a way to dodge a penalty.
-2. ``wrong_observation`` (-1.5): the ``current observation`` field claims an intersection where there is
-   none, or misses one that is there.
-3. ``wrong_instruction`` (-1.75): ``current instruction`` is not the sentence in force, compared after
-   :func:`normalise_sentence` (case, punctuation, spacing, a leading "3." are ignored).
-4. ``invalid_action`` (-1): the action is not in this split's action space (e.g. ``turn_direction(east)``
-   under relative actions).
-5. ``wrong_action`` (-1): a legal action, but not the right one.
-6. ``correct`` (+1): the rail advances.
+1. the action equal to the expected one (exact string comparison) is +1, whatever the other fields say;
+2. otherwise -1.5 when the observation's claim about an intersection contradicts the expected one, computed as
+   the paper computes it: the answer "claims" an intersection when the text ``intersection`` (lower case) occurs
+   in its ``current observation`` field, and the expected observation is the rail point's *landmark* text, which
+   practically never contains that word - so a wrong action whose observation mentions an intersection is -1.5
+   even at a real intersection, and the "you are at an intersection" branch fires only for landmarks whose name
+   contains the word;
+3. otherwise -1.
 
-The fields are checked in the order the model writes them (see, locate yourself in the plan, act).
+The -1.75 instruction penalty the paper defines is never used there, and is not here. An unreadable answer is a
+wrong action (-1). One fix: an observation field that is JSON but neither text nor a list/object (a number,
+``null``, ``true``) crashes the paper's verifier; here it claims nothing.
+
+The feedback turn is ``"You failed this trial because "``, the paper's reason (``you make incorrect action`` /
+``you are not at any intersection`` / ``you are at an intersection``), its request to avoid that action or
+observation and answer again in the same format, the output layout (in harness's words), and a final period.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-import orjson
+from harness.answers import NOT_FOUND, Answer
 
-from tasks.virl.geometry import COMPASS, RELATIVE
-from tasks.virl.instructions import normalise_sentence
+MAX_ANSWER_CHARS = 20_000  # longer answers are judged unreadable (256 new tokens stay far below this)
 
-REWARDS: dict[str, float] = {
-    "correct": 1.0,
-    "wrong_action": -1.0,
-    "invalid_action": -1.0,
-    "wrong_observation": -1.5,
-    "wrong_instruction": -1.75,
-    "invalid_format": -1.75,
-}
-MAX_ANSWER_CHARS = 20_000  # longer answers are rejected before any parsing
-MAX_FIELD_CHARS = 2_000
+R_CORRECT = 1.0
+R_WRONG_ACTION = -1.0
+R_WRONG_OBSERVATION = -1.5
+R_STEP_LIMIT = -1.0  # the paper's extra answer after a spent budget: scored without being read
 
-FIELDS = ("current observation", "current instruction", "action")
+FEEDBACK_PREFIX = "You failed this trial because "
+M_CORRECT = "Correct action"
+M_NOT_AT_INTERSECTION = "you are not at any intersection"
+M_AT_INTERSECTION = "you are at an intersection"
+M_WRONG_ACTION = "you make incorrect action"
+RETRY_OBSERVATION = ". Please avoid this observation and try again in the same format:"
+RETRY_ACTION = ". Please avoid this action and try again in the same format:"
 
-ABSOLUTE_ACTIONS: tuple[str, ...] = ("forward()", *(f"turn_direction({d})" for d in COMPASS), "stop()")
-RELATIVE_ACTIONS: tuple[str, ...] = ("forward()", *(f"turn_direction({d})" for d in RELATIVE), "stop()")
-
-
-def action_set(action_space: str) -> tuple[str, ...]:
-    if action_space == "absolute":
-        return ABSOLUTE_ACTIONS
-    if action_space == "relative":
-        return RELATIVE_ACTIONS
-    raise ValueError(f"action_space must be 'absolute' or 'relative', got {action_space!r}")
-
-
-class AnswerError(ValueError):
-    """The answer could not be read; the message says why, for the model's feedback."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    observation: str
-    instruction: str
-    action: str
-
-
-_FENCE = re.compile(r"```(?:json)?", re.IGNORECASE)
-# Fallback for almost-JSON (trailing commas, prose around it): "key": "value" pairs, bounded.
-_PAIR = re.compile(r'"\s*(current[ _]observation|current[ _]instruction|action)\s*"\s*:\s*"((?:[^"\\]|\\.){0,2000})"',
-                   re.IGNORECASE)
-
-
-def _key(k: str) -> str:
-    return " ".join(k.replace("_", " ").lower().split())
-
-
-def parse_answer(text: str) -> Answer:
-    """Read a model answer. Raises :class:`AnswerError` with a reason; never anything else."""
-    if not isinstance(text, str):
-        raise AnswerError("the answer is not text")
-    if len(text) > MAX_ANSWER_CHARS:
-        raise AnswerError(f"the answer is {len(text)} characters long; keep it under {MAX_ANSWER_CHARS}")
-    if "\x00" in text:
-        raise AnswerError("the answer contains NUL characters")
-    body = _FENCE.sub("", text)
-    start, end = body.find("{"), body.rfind("}")
-    fields: dict[str, object] = {}
-    if start != -1 and end > start:
-        try:
-            obj = orjson.loads(body[start:end + 1])
-        except orjson.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            fields = {_key(k): v for k, v in obj.items() if isinstance(k, str)}
-    if not all(f in fields for f in FIELDS):
-        for m in _PAIR.finditer(body):
-            fields.setdefault(_key(m.group(1)), _unescape(m.group(2)))
-    missing = [f for f in FIELDS if f not in fields]
-    if missing:
-        if start == -1:
-            raise AnswerError("no JSON object found")
-        raise AnswerError("missing field(s) " + ", ".join(f'"{f}"' for f in missing))
-    for f in FIELDS:
-        v = fields[f]
-        if not isinstance(v, str):
-            raise AnswerError(f'field "{f}" must be a string, got {type(v).__name__}')
-        if len(v) > MAX_FIELD_CHARS:
-            raise AnswerError(f'field "{f}" is too long ({len(v)} characters)')
-    return Answer(str(fields["current observation"]), str(fields["current instruction"]), str(fields["action"]))
-
-
-def _unescape(s: str) -> str:
-    try:
-        out = orjson.loads(f'"{s}"')
-        return out if isinstance(out, str) else s
-    except orjson.JSONDecodeError:
-        return s
-
-
-_QUOTES = re.compile(r"[\"'`]")
-_SPACES = re.compile(r"\s+")
-
-
-def normalise_action(action: str) -> str:
-    """``Turn_Direction( 'Slightly  Left' ).`` -> ``turn_direction(slightly left)``."""
-    a = _QUOTES.sub("", action.strip().lower()).rstrip(".")
-    a = _SPACES.sub(" ", a)
-    a = re.sub(r"\s*\(\s*", "(", a)
-    return re.sub(r"\s*\)\s*", ")", a).strip()
-
-
-_CLAUSES = re.compile(r"[.;,!?\n]|\band\b|\bbut\b")
-_NEGATION = re.compile(r"\b(?:no|not|none|without|never)\b|n't\b")
-
-
-def claims_intersection(observation: str) -> bool:
-    """Whether an observation says the agent is at an intersection.
-
-    A clause mentioning "intersection" is a claim unless it is negated ("not at an intersection", "no
-    intersection here"); one positive clause is enough.
-    """
-    for clause in _CLAUSES.split(observation.lower()[:MAX_FIELD_CHARS]):
-        if "intersection" in clause and not _NEGATION.search(clause):
-            return True
-    return False
-
-
-FORMAT_HINT = """Answer with one JSON object and nothing else:
+FORMAT_BLOCK = """
+[Output]
 {
-  "current observation": "what you observe now: landmarks and on which side, and whether you are at an intersection",
-  "current instruction": "the sentence of the instruction you are carrying out now, copied exactly",
-  "action": "one action from the action space"
+  "current observation": what you observe now,
+  "current instruction": the sentence of the instruction you are carrying out now,
+  "action": one action from the action space,
 }"""
 
 
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str
+class Verdict(NamedTuple):
+    verdict: str  # correct | wrong_observation | wrong_action
     reward: float
-    message: str  # "" when correct
-    action: str | None = None  # the normalised action, when one could be read
+    feedback: str  # "" when correct
+    action: Any  # the action as read (any JSON value, or "None")
 
 
-def judge(text: str, *, at_intersection: bool, instruction: str, expected_action: str,
-          actions: tuple[str, ...]) -> Verdict:
-    """Judge one answer against the rail step; see the module docstring for the order."""
-    try:
-        ans = parse_answer(text)
-    except AnswerError as exc:
-        return _fail("invalid_format", f"your answer could not be read ({exc}).")
-    claim = claims_intersection(ans.observation)
-    if claim and not at_intersection:
-        return _fail("wrong_observation", "you are not at an intersection, but your current observation says "
-                     "you are.")
-    if at_intersection and not claim:
-        return _fail("wrong_observation", "you are at an intersection, but your current observation does not "
-                     "say so.")
-    if normalise_sentence(ans.instruction) != normalise_sentence(instruction):
-        return _fail("wrong_instruction", "your current instruction is not the sentence of the instruction "
-                     "that you should be carrying out now.")
-    act = normalise_action(ans.action)
-    if act not in actions:
-        return _fail("invalid_action", f"{ans.action[:80]!r} is not in the action space "
-                     f"({', '.join(actions)}).", None)
-    if act != expected_action:
-        return _fail("wrong_action", f"{act} is not the right action here.", act)
-    return Verdict("correct", REWARDS["correct"], "", act)
+def mentions(field: Any, word: str) -> bool:
+    """Python's ``word in field`` as the paper evaluates it: substring for text, membership for a list or an
+    object's keys; any other value (the paper's crash) mentions nothing."""
+    if isinstance(field, str | list | dict):
+        return word in field
+    return False
 
 
-def _fail(verdict: str, reason: str, action: str | None = None) -> Verdict:
-    msg = f"Your answer was wrong: {reason} Please try again.\n{FORMAT_HINT}"
-    return Verdict(verdict, REWARDS[verdict], msg, action)
+def read_fields(text: str) -> tuple[Any, Any]:
+    """(action, current observation) as the paper reads them."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return NOT_FOUND, NOT_FOUND
+    ans = Answer(text)
+    return ans.string_field("action"), ans.string_field("current observation")
+
+
+def parse_answer(text: str) -> dict[str, Any]:
+    """The task's answer parser (``TaskSpec.parse_answer``): the three fields as the paper reads them."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return {"current observation": NOT_FOUND, "current instruction": NOT_FOUND, "action": NOT_FOUND}
+    ans = Answer(text)
+    return {k: ans.string_field(k) for k in ("current observation", "current instruction", "action")}
+
+
+def judge(text: str, expected_action: str, expected_landmarks: str, format_block: str = FORMAT_BLOCK) -> Verdict:
+    action, observation = read_fields(text)
+    if action == expected_action:
+        return Verdict("correct", R_CORRECT, "", action)
+    claims = mentions(observation, "intersection")
+    truth = "intersection" in expected_landmarks
+    if claims and not truth:
+        return Verdict("wrong_observation", R_WRONG_OBSERVATION,
+                       feedback(M_NOT_AT_INTERSECTION + RETRY_OBSERVATION, format_block), action)
+    if truth and not claims:
+        return Verdict("wrong_observation", R_WRONG_OBSERVATION,
+                       feedback(M_AT_INTERSECTION + RETRY_OBSERVATION, format_block), action)
+    return Verdict("wrong_action", R_WRONG_ACTION, feedback(M_WRONG_ACTION + RETRY_ACTION, format_block), action)
+
+
+def feedback(message: str, format_block: str) -> str:
+    return FEEDBACK_PREFIX + message + format_block + "."

@@ -1,159 +1,153 @@
+"""The episode flow, prompts and history of virl-l / virl-vl, as the paper's env runs them."""
+
 from __future__ import annotations
 
-import json
-import random
+from pathlib import Path
 
+import gymnasium as gym
 import pytest
+from gymnasium.utils.env_checker import check_env
 
+from harness.templates import TemplateError
 from tasks.virl.env import VirlEnv
 from tasks.virl.plugin import VIRL_L, VIRL_VL
-from tasks.virl.verifier import ABSOLUTE_ACTIONS, RELATIVE_ACTIONS, parse_answer
+from tests.virl.helpers import answer, paper_route, write_routes
 
 
-def _wrong(env: VirlEnv) -> str:
-    good = json.loads(env.expert_action())
-    good["action"] = "stop()" if good["action"] != "stop()" else "forward()"
-    return json.dumps(good)
+def route_file(tmp: Path, **kw) -> str:
+    return str(write_routes(tmp / "routes.json", [paper_route(**kw)]))
 
 
-def test_first_prompt_is_a_fresh_context_with_everything() -> None:
-    env = VirlEnv(vision=False)
-    obs, info = env.reset(seed=1)
-    assert obs.new_context and not obs.images and info["city"] == "nyc"
-    for part in ("[Instruction]", "1. First, turn", "[Action space]", "turn_direction(x)", "northwest",
-                 "[Observations and actions so far]", "O_1:", "[Current observation]", '"current instruction"'):
-        assert part in obs.text
-    obs, r, term, trunc, info = env.step(env.expert_action())
-    assert r == 1 and not term and not trunc and obs.new_context and info["feedback"] == ""
-    assert info["turn"] == {"verdict": "correct", "step": 0}
-    assert "A_1: turn_direction(" in obs.text and "O_2:" in obs.text
+def test_prompt_structure_and_history(tmp_path: Path) -> None:
+    env = VIRL_L.make_env("id", data=route_file(tmp_path, init_heading=90), drop_rate=1.0)
+    obs, _ = env.reset(seed=0)
+    assert obs.new_context and not obs.images
+    for head in ("[Task Description]", "[Instruction]", "[Action space]", "[Observations and actions sequence]",
+                 "[Output]", '"current observation"', '"current instruction"', '"action"'):
+        assert head in obs.text
+    assert "1. First, turn right to face south.\n2. Move forward until you reach next intersection where Blue Door " \
+           "Cafe is on your left.\n" in obs.text  # 177 - 90 = 87: right
+    assert obs.text.count("O_1: No landmarks nearby; \nA_1: \n") == 1
+    obs, r, *_ = env.step(answer("", "", "turn_direction(south)"))
+    assert r == 1 and obs.new_context
+    assert "O_1: No landmarks nearby; \nA_1: turn_direction(south)\n" \
+           "O_2: Blue Door Cafe is on your left; You observe an intersection\nA_2: \n" in obs.text
 
 
-def test_verify_iter_budget_and_feedback_as_next_user_turn() -> None:
-    env = VirlEnv(vision=False, verify_iter=2)
-    env.reset(seed=2)
-    env.step(env.expert_action())
-    obs, r, term, _, info = env.step(_wrong(env))
-    assert (r, term) == (-1.0, False) and not obs.new_context and obs.text == info["feedback"]
-    assert "not the right action" in obs.text and '"action"' in obs.text  # says what was wrong + the format
-    assert info["turn"]["step"] == 1
-    # a right answer on the retry advances; the step still counts as passed
-    obs, r, term, _, info = env.step(env.expert_action())
-    assert r == 1 and obs.new_context and env.pos == 2
-    # two wrong answers at one step: the budget is spent and the episode fails
-    env.step(_wrong(env))
-    obs, r, term, _, info = env.step(_wrong(env))
-    assert term and info["turn"]["budget_spent"]
+def test_vision_history_keeps_past_text_observations(tmp_path: Path) -> None:
+    env = VIRL_VL.make_env("id", data=route_file(tmp_path), drop_rate=1.0, image_size=64)
+    obs, _ = env.reset(seed=0)
+    assert len(obs.images) == 1 and obs.images[0].size == (133, 133)  # 2 x 64 + the 5-pixel gap
+    assert "O_1: You observe an image of 4 views; \nA_1: \n" in obs.text
+    assert "[front, right\n back, left]" in obs.text
+    obs, *_ = env.step(env.expert_action())
+    obs, *_ = env.step(env.expert_action())
+    # past steps show their text observations, landmark names included (the paper's quirk)
+    assert "O_2: Blue Door Cafe is on your left; You observe an intersection\nA_2: turn_direction(east)\n" in obs.text
+    assert "O_3: You observe an image of 4 views; You observe an intersection\nA_3: \n" in obs.text
+
+
+def test_budget_extra_answer_and_success(tmp_path: Path) -> None:
+    data = route_file(tmp_path)
+    env = VIRL_L.make_env("id", data=data, drop_rate=1.0)
+    env.reset(seed=0)
+    wrong = answer("No landmarks nearby", "", "stop()")
+    obs, r, term, trunc, info = env.step(wrong)
+    assert (r, term, trunc, obs.new_context) == (-1, False, False, False)
+    assert obs.text.startswith("You failed this trial because you make incorrect action. Please avoid this action")
+    obs, r, term, trunc, _ = env.step(wrong)  # the second judged answer of this step
+    assert (r, term, trunc) == (-1, False, False)
+    _, r, term, trunc, info = env.step(env.expert_action())  # the paper's extra answer: -1 unread, episode over
+    assert (r, term, trunc) == (-1, False, True) and info["turn"]["verdict"] == "step_limit_reached"
     ep = info["episode"]
-    assert ep["success"] is False and ep["metrics"]["step_accuracy"] == (2, len(env.rail))
-    assert ep["details"]["failed_at"] == 2 and ep["details"]["answers"] == 5
+    assert not ep["success"] and ep["metrics"]["step_accuracy"] == (0, len(env.rail))
     with pytest.raises(RuntimeError):
-        env.step("{}")
+        env.step(wrong)
 
+    env = VIRL_L.make_env("id", data=data, drop_rate=1.0, answer_after_budget=False)
+    env.reset(seed=0)
+    env.step(wrong)
+    assert env.step(wrong)[3] is True  # ends right after the last judged answer
 
-def test_verify_iter_one_means_no_revision() -> None:
-    env = VirlEnv(vision=False, verify_iter=1)
-    env.reset(seed=2)
-    assert env.step("garbage")[2] is True
-
-
-def test_continue_after_fail_moves_on_like_the_paper() -> None:
-    env = VirlEnv(vision=False, verify_iter=1, continue_after_fail=True)
-    env.reset(seed=4)
-    obs, r, term, _, info = env.step("garbage")
-    assert r == -1.75 and not term and obs.new_context and env.pos == 1
+    env.reset(seed=0)
+    total, steps = 0.0, 0
     while True:
-        *_, term, _, info = env.step(env.expert_action())
-        if term:
+        if steps == 1:  # one wrong answer on the way is corrected within the budget
+            total += env.step(wrong)[1]
+        _, r, term, trunc, info = env.step(env.expert_action())
+        total += r
+        steps += 1
+        if term or trunc:
             break
-    assert info["episode"]["success"] is False
-    assert info["episode"]["metrics"]["step_accuracy"] == (len(env.rail) - 1, len(env.rail))
+    assert term and info["episode"]["success"] and info["episode"]["metrics"]["step_accuracy"] == (steps, steps)
+    assert total == steps - 1
 
 
-def test_oracle_succeeds_and_step_accuracy_is_full() -> None:
-    for space in ("absolute", "relative"):
-        env = VirlEnv(vision=False, action_space=space)
+def test_start_heading_zero_or_missing_is_random_per_episode(tmp_path: Path) -> None:
+    for kw in ({"init_heading": 0}, {"init_heading": None}):
+        env = VIRL_L.make_env("id", data=str(write_routes(tmp_path / "r.json", [paper_route(**kw)])))
+        firsts = set()
         for seed in range(20):
             env.reset(seed=seed)
-            total = 0.0
-            while True:
-                _, r, term, _, info = env.step(env.expert_action())
-                total += r
-                if term:
-                    break
-            n = len(env.rail)
-            assert info["episode"]["success"] and info["episode"]["metrics"]["step_accuracy"] == (n, n)
-            assert total == n and info["episode"]["details"]["rail_steps"] == n
-
-
-def test_relative_split_uses_relative_turns() -> None:
-    env = VirlEnv(vision=False, action_space="relative")
-    obs, _ = env.reset(seed=5)
-    a = parse_answer(env.expert_action()).action
-    assert a in RELATIVE_ACTIONS and a.startswith("turn_direction(")
-    assert "slightly left" in obs.text and "northwest" not in obs.text.split("[Action space]")[1]
-
-
-def test_vision_text_never_names_landmarks() -> None:
-    env = VirlEnv(vision=True)
+            firsts.add(env.rail[0].heading)
+        assert len(firsts) > 10 and all(0 <= h <= 359 and h == int(h) for h in firsts)
     env.reset(seed=3)
-    names = {s.name for st in env.route.stops for s in st.sightings}
-    instruction_names = {c.name for c in env.route.cues if c}
-    while True:
-        obs_text = env._observe().text
-        tail = obs_text.split("[Observations and actions so far]")[1]
-        assert not any(n in tail for n in names)  # only the instruction may name landmarks
-        assert len(env._observe().images) == 1
-        if env.step(env.expert_action())[2]:
-            break
-    assert instruction_names
-
-
-def test_text_observation_names_landmarks_and_intersections() -> None:
-    env = VirlEnv(vision=False)
+    a = env.rail[0].heading
     env.reset(seed=3)
-    seen = []
-    while True:
-        cur = env.current
-        text = env._observe().text.split("[Current observation]\n")[1].split("\n")[0]
-        seen.append(text)
-        assert ("You observe an intersection." in text) == cur.is_intersection
-        for name, side in cur.visible():
-            assert f"{name} on your {side}" in text or name in text
-        if env.step(env.expert_action())[2]:
-            break
-    assert any("No landmarks nearby." in s for s in seen)
+    assert env.rail[0].heading == a
 
 
-def test_random_action_is_well_formed() -> None:
-    for space, actions in (("absolute", ABSOLUTE_ACTIONS), ("relative", RELATIVE_ACTIONS)):
-        env = VirlEnv(vision=False, action_space=space)
-        env.reset(seed=0)
-        rng = random.Random(0)
-        for _ in range(30):
-            a = parse_answer(env.random_action(rng))
-            assert a.action in actions and a.instruction in env.sentences
+def test_relative_actions_on_the_ood_rule_split(tmp_path: Path) -> None:
+    env = VIRL_L.make_env("ood-rule", data=route_file(tmp_path, init_heading=200), drop_rate=1.0)
+    obs, _ = env.reset(seed=0)
+    assert "'slightly left', 'slightly right'" in obs.text
+    assert env.current.action(False) == "turn_direction(slightly left)"  # 177 - 200 = -23
+    assert env.step(answer("", "", "turn_direction(south)"))[1] == -1  # absolute actions are wrong here
+    assert env.step(answer("", "", "turn_direction(slightly left)"))[1] == 1
 
 
-def test_route_depends_only_on_the_seed() -> None:
-    a, b = VirlEnv(vision=False), VirlEnv(vision=False)
-    oa, _ = a.reset(seed=123)
-    b.reset(seed=9)
-    ob, _ = b.reset(seed=123)
-    assert oa.text == ob.text and a.route == b.route
+def test_prompt_file(tmp_path: Path) -> None:
+    src = tmp_path / "prompts.py"
+    src.write_text('Q_VIRL_L = """Go: {instruction}|{action_space}|{obs_act_seq}"""\nQ_VIRL_VL = "See {instruction}"\n')
+    env = VIRL_L.make_env("id", data=route_file(tmp_path), prompt_file=str(src))
+    assert env.reset(seed=0)[0].text.startswith("Go: 1. First, turn")
+    with pytest.raises(TemplateError, match="unknown placeholder"):
+        (tmp_path / "p.txt").write_text("{instruction} {route}")
+        VIRL_L.make_env("id", prompt_file=str(tmp_path / "p.txt"))
 
 
-def test_world_picks_world_styles_per_seed() -> None:
-    env = VIRL_VL.make_env("world", **VIRL_VL.split("world").options)
-    cities = {env.reset(seed=s)[1]["city"] for s in range(60)}
-    assert "nyc" not in cities and len(cities) >= 5
+def test_generated_cities_follow_the_same_rules() -> None:
+    env = VIRL_L.make_env("id")
+    counts = []
+    for seed in range(60):
+        env.reset(seed=seed)
+        ins = env.instructions
+        assert ins.sentences[0].startswith("First, turn ") and ins.sentences[-1].startswith(
+            "Move forward until you reach destination where ")
+        assert env.rail[-1].absolute_action == "stop()"
+        for s in env.rail:
+            assert s.heading == int(s.heading)
+        counts.extend(n for n in (sum(1 for s in env.rail if s.stop is None and s.leg == j)
+                                  for j in range(1, len(env.route.milestones) + 1)))
+    assert set(counts) <= {0, 1, 2, 3, 4} and {0, 2, 4} <= set(counts)
 
 
-def test_bad_task_args_are_explained() -> None:
-    with pytest.raises(TypeError, match="valid task args"):
-        VIRL_L.make_env("id", colour="red")
-    with pytest.raises(ValueError, match="unknown city style"):
-        VIRL_L.make_env("id", styles="atlantis")
-    env = VIRL_L.make_env("id", styles="paris,rio", image_size="256", min_turns="3", max_turns="3")
-    env.reset(seed=1)
-    assert env.route.turns == 3 and env.route.city in ("paris", "rio")
+def test_gymnasium_checker_and_split_kwargs(tmp_path: Path) -> None:
+    for gid, kw in [("harness/virl-l-v0", {}), ("harness/virl-l-v0", {"split": "ood-rule"}),
+                    ("harness/virl-vl-v0", {"split": "world", "image_size": 64})]:
+        check_env(gym.make(gid, **kw).unwrapped, skip_render_check=True)
+    env = gym.make("harness/virl-vl-v0", split="world", image_size=64)
+    env.reset(seed=0)
+    assert env.unwrapped.route.city != "nyc" and env.unwrapped.action_space_name == "absolute"
+    assert gym.make("harness/virl-l-v0", split="ood-rule").unwrapped.action_space_name == "relative"
+    with pytest.raises(KeyError, match="world"):
+        gym.make("harness/virl-l-v0", split="world")
+
+
+def test_bad_task_args() -> None:
+    with pytest.raises(TypeError, match="unknown task args"):
+        VIRL_L.make_env("id", colour="blue")
+    for kw in ({"image_size": 100_000}, {"image_size": float("nan")}, {"drop_rate": 2}, {"verify_iter": 0},
+               {"action_space": "polar"}, {"route_order": "shuffled"}, {"answer_after_budget": "maybe"}):
+        with pytest.raises(ValueError):
+            VirlEnv(vision=True, **kw)  # type: ignore[arg-type]
