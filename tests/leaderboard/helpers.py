@@ -21,8 +21,11 @@ def make_run(root: Path, *, task: str = "gp-l", split: str = "id", model: str = 
              successes: Sequence[bool] = (True, False), recipe: str | None = None, flops: float | None = None,
              status: str = "complete", finished: float | None = None, distribution: str | None = None,
              run_id: str | None = None, recognition: Sequence[tuple[int, int]] | None = None,
-             extra: dict[str, Any] | None = None) -> Path:
-    """Write a run the way ``harness.runner.Runner`` would and return its directory."""
+             extra: dict[str, Any] | None = None, task_version: str | None = None) -> Path:
+    """Write a run the way ``harness.runner.Runner`` would and return its directory. First-party tasks get their
+    protocol version (the shipped boards only take runs of it)."""
+    if task_version is None:
+        task_version = "paper-1" if task in ("gp-l", "gp-vl", "virl-l", "virl-vl") else ""
     n = len(successes)
     rid = run_id or f"{task}_{split}_{store.slug(model)}_{recipe or 'base'}_{flops or 0:g}_{seed}_{n}"
     run_dir = root / rid
@@ -43,7 +46,8 @@ def make_run(root: Path, *, task: str = "gp-l", split: str = "id", model: str = 
     now = finished if finished is not None else time.time()
     record = {
         "schema_version": store.SCHEMA_VERSION, "run_id": rid, "identity": {"task": task, "seed": seed},
-        "task": task, "split": split, "distribution": distribution or ("id" if split == "id" else "ood"),
+        "task": task, "task_version": task_version, "split": split,
+        "distribution": distribution or ("id" if split == "id" else "ood"),
         "model": {"name": model, "backend": "hf", "args": {}}, "gen": {}, "seed": seed, "episodes": n,
         "verify_iter": 1, "task_args": {}, "batch_size": 8, "created": now - 1, "versions": {},
         "git_commit": None, "training": ({"recipe": recipe, "flops": flops} if recipe else None),

@@ -175,3 +175,16 @@ def test_numpy_fallback_matches_opencv_closely(monkeypatch: pytest.MonkeyPatch) 
     approx = np.asarray(panorama.perspective(pano, 33.0, 12.0, size=48)).astype(int)
     panorama._maps.cache_clear()
     assert np.abs(exact - approx).mean() < 8  # bilinear instead of bicubic sampling; same geometry
+
+
+def test_size_caps_refuse_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.virl import data as data_mod
+
+    path = write_routes(tmp_path / "route_infos.json", [paper_route() for _ in range(3)])
+    monkeypatch.setattr(data_mod, "MAX_ROUTE_FILE_BYTES", 100)
+    with pytest.raises(DataError, match="route files are limited to 100 bytes"):
+        data_mod.load_route_file(path)
+    monkeypatch.setattr(data_mod, "MAX_ROUTE_FILE_BYTES", 10**9)
+    monkeypatch.setattr(data_mod, "MAX_ROUTES", 2)
+    with pytest.raises(DataError, match="3 routes; at most 2"):
+        data_mod.load_route_file(path)
