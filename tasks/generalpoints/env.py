@@ -1,5 +1,4 @@
-"""The GeneralPoints Gymnasium environment (gp-l: cards in text, gp-vl: cards in an image), with the paper's
-episode flow.
+"""GeneralPoints as a :class:`harness.simple_task.SimpleTask` (gp-l: cards in text, gp-vl: cards in an image).
 
 One episode is one solvable hand. The model answers; a wrong answer gets ``"You failed this trial because
 ..."`` as the next user turn of the same conversation (the image only in the first turn) and answers again.
@@ -11,11 +10,12 @@ then stops; ``answer_after_budget=false`` ends the episode right after the last 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from harness.env import TextEnv
-from harness.types import Observation
+from harness.simple_task import Judgement, SimpleTask
+from harness.types import MetricSpec, Observation, SplitSpec
 from tasks.generalpoints import solver
 from tasks.generalpoints.cards import (
     FACE_RANKS,
@@ -32,45 +32,57 @@ from tasks.generalpoints.cards import (
 from tasks.generalpoints.prompts import make_prompt
 from tasks.generalpoints.render import DEFAULT_SIZE, parse_size, render_hand
 from tasks.generalpoints.render import card_images as load_card_images
-from tasks.generalpoints.verifier import R_NO_SOLUTION, Judge
+from tasks.generalpoints.verifier import Judge, parse_answer
 
-STEP_LIMIT = "step_limit_reached"
+PAPER_EPISODES = 234  # the paper's evaluation size per split (evaluation/configs/llama_gp_*.yaml)
+PAPER_MAX_NEW_TOKENS = 256
+# "paper-1": the paper's protocol (answer reading, summed penalties, feedback turns, dealing, image layout).
+# Runs recorded by earlier harness versions (no task version) are never resumed into or mixed with these.
+VERSION = "paper-1"
 
 
-class GeneralPointsEnv(TextEnv):
-    """Args: ``vision`` (gp-vl), ``rule`` (``train``: J/Q/K = 10, ``ood``: 11/12/13), ``suits`` (``black``, ``red``,
-    ``all`` or names), ``target``, ``face_card`` (deal one face card into every hand; default: on for the ood
-    rule), ``image_size`` (N or WxH), ``card_images`` (a directory of the paper's card PNGs), ``prompt``,
-    ``prompt_file``, ``face_card_msg`` (see :mod:`tasks.generalpoints.prompts`), ``verify_iter`` (answers
-    judged per episode), ``answer_after_budget`` (the paper's extra, unjudged answer)."""
+@dataclass(frozen=True)
+class Hand:
+    cards: tuple[Card, ...]  # (rank, suit) in dealt order
+    values: tuple[int, ...]  # the numbers they stand for under the split's rule
+    plain: tuple[str, ...]  # plain rank names, as the paper compares recognised cards
+    judge: Judge
 
-    def __init__(self, *, vision: bool = False, rule: str = "train", suits: str | Sequence[str] = "all",
+    @property
+    def names(self) -> list[str]:
+        return [card_name(r) + SUIT_GLYPHS[s] for r, s in self.cards]
+
+
+class GeneralPoints(SimpleTask):
+    """Task args: ``rule`` (``train``: J/Q/K = 10, ``ood``: 11/12/13), ``suits`` (``black``, ``red``, ``all`` or
+    names), ``target``, ``face_card`` (deal one face card into every hand; default: on for the ood rule),
+    ``image_size`` (N or WxH), ``card_images`` (a directory of the paper's card PNGs), ``prompt``, ``prompt_file``,
+    ``face_card_msg`` (see :mod:`tasks.generalpoints.prompts`), ``answer_after_budget`` (the paper's extra,
+    unjudged answer). ``reset(options={"cards": [...]})`` deals a given hand."""
+
+    vision: ClassVar[bool] = False
+    verify_iter = 5  # the paper's budget for GeneralPoints
+    action_field = "formula"
+    version = VERSION
+    parse_answer = staticmethod(parse_answer)
+
+    def __init__(self, *, rule: str = "train", suits: str | Sequence[str] = "all",
                  target: int | str = solver.DEFAULT_TARGET, face_card: bool | str | None = None,
                  image_size: object = DEFAULT_SIZE, card_images: str | None = None, prompt: str | None = None,
                  prompt_file: str | None = None, face_card_msg: str | None = None,
-                 answer_after_budget: bool | str = True, verify_iter: int | str = 5) -> None:
-        self.vision = bool(vision)
+                 answer_after_budget: bool | str = True) -> None:
         self.rule = check_rule(rule)
         self.suits = parse_suits(suits)
         self.target = _as_int(target, "target")
-        self.verify_iter = _as_int(verify_iter, "verify_iter")
-        if self.verify_iter < 1:
-            raise ValueError(f"verify_iter must be >= 1, got {self.verify_iter}")
         self.face_card = self.rule == "ood" if face_card is None else _as_bool(face_card, "face_card")
         self.answer_after_budget = _as_bool(answer_after_budget, "answer_after_budget")
         self.image_size = parse_size(image_size)
         self.card_images = load_card_images(str(card_images)) if card_images and self.vision else None
         if face_card_msg is not None and not isinstance(face_card_msg, str):
             raise ValueError(f"face_card_msg must be text, got {face_card_msg!r}")
-        self.prompt = make_prompt(self.vision, prompt, prompt_file, face_card_msg)
+        self.prompt_template = make_prompt(self.vision, prompt, prompt_file, face_card_msg)
         solver.solution_table(self.target)  # validates the target and builds the table once
         self._check_some_hand_solvable()
-        self._rng: random.Random | None = None
-        self.hand: list[Card] = []
-        self._values: list[int] = []
-        self._plain: list[str] = []
-        self._judge: Judge | None = None
-        self._done = True
 
     def _check_some_hand_solvable(self) -> None:
         """The paper redraws until solvable: that must be able to end."""
@@ -81,81 +93,57 @@ class GeneralPointsEnv(TextEnv):
                 return
         raise ValueError(f"no hand under rule {self.rule!r} can make {self.target}")
 
-    # ------------------------------------------------------------------------------------ gymnasium
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[Observation, dict[str, Any]]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self._rng = random.Random(seed)
-        elif self._rng is None:
-            self._rng = random.Random(int(self.np_random.integers(0, 2**62)))
-        rng = self._rng
-        if options and options.get("cards") is not None:
-            hand = self._given_hand(options["cards"], rng)
+    # ----------------------------------------------------------------------------------------- problem
+    def problem(self, rng: random.Random, options: Mapping[str, Any]) -> Hand:
+        if options.get("cards") is not None:
+            cards = self._given_hand(options["cards"], rng)
         else:
             while True:
-                hand = deal(rng, self.face_card, self.suits)
-                if solver.is_solvable(hand_values([r for r, _ in hand], self.rule), self.target):
+                cards = deal(rng, self.face_card, self.suits)
+                if solver.is_solvable(hand_values([r for r, _ in cards], self.rule), self.target):
                     break
-        self.hand = hand
-        self._values = hand_values([r for r, _ in hand], self.rule)
-        self._plain = [card_name(r) for r, _ in hand]
-        self._judge = Judge(self._values, self._plain, self.target, self.vision)
-        self._answers = 0
-        self._card_hits = 0
-        self._success = False
-        self._done = False
-        text = self.prompt.render(self._plain, self.rule, self.target)
-        images = (render_hand(hand, self.image_size, self.card_images),) if self.vision else ()
-        return Observation(text=text, images=images, new_context=True), {"cards": self.card_names}
+        values = tuple(hand_values([r for r, _ in cards], self.rule))
+        plain = tuple(card_name(r) for r, _ in cards)
+        return Hand(tuple(cards), values, plain, Judge(values, plain, self.target, self.vision))
 
     def _given_hand(self, cards: Any, rng: random.Random) -> list[Card]:
         if not isinstance(cards, list | tuple) or len(cards) != 4:
             raise ValueError(f"options['cards'] must list 4 cards, got {cards!r}")
         return [parse_card(c, default_suit=rng.choice(self.suits)) for c in cards]
 
-    def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._done or self._judge is None:
-            raise RuntimeError("the episode is over; call reset() first")
-        if self._answers >= self.verify_iter:  # the paper's one extra answer after the budget
-            return self._end(R_NO_SOLUTION, {"feedback": "", "turn": {"verdict": STEP_LIMIT}}, truncated=True)
-        v = self._judge(action if isinstance(action, str) else "")
-        self._answers += 1
-        turn: dict[str, Any] = {"verdict": v.verdict, "messages": list(v.messages)}
-        if self.vision:
-            turn["cards_correct"] = v.cards_correct
-            self._card_hits += bool(v.cards_correct)
-        info: dict[str, Any] = {"feedback": v.feedback, "turn": turn}
-        if v.verdict == "success":
-            self._success = True
-            return self._end(v.reward, info, truncated=False)
-        if self._answers >= self.verify_iter and not self.answer_after_budget:
-            return self._end(v.reward, info, truncated=True)
-        return Observation(text=v.feedback), v.reward, False, False, info
+    def prompt(self, hand: Hand) -> Observation:
+        text = self.prompt_template.render(hand.plain, self.rule, self.target)
+        images = (render_hand(hand.cards, self.image_size, self.card_images),) if self.vision else ()
+        return Observation(text=text, images=images, new_context=True)
 
-    def _end(self, reward: float, info: dict[str, Any], truncated: bool
-             ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        self._done = True
-        info["episode"] = self._summary()
-        return Observation(text=""), reward, not truncated, truncated, info
+    def reset_info(self, hand: Hand) -> dict[str, Any]:
+        return {"cards": hand.names}
 
-    def _summary(self) -> dict[str, Any]:
+    # --------------------------------------------------------------------------------------- judging
+    def judge(self, hand: Hand, answer: str) -> Judgement:
+        v = hand.judge(answer)
+        fields: dict[str, Any] = {"verdict": v.verdict, "messages": list(v.messages)}
         metrics: dict[str, Any] = {}
         if self.vision:
-            metrics["recognition_accuracy"] = (self._card_hits, self._answers)
-        details = {"cards": self.card_names, "plain_cards": list(self._plain), "values": list(self._values),
-                   "target": self.target, "rule": self.rule, "answers_judged": self._answers,
-                   "solution": solver.preferred_solution(self._values, self.target)}
-        return {"success": self._success, "metrics": metrics, "details": details}
+            fields["cards_correct"] = v.cards_correct
+            metrics["recognition_accuracy"] = bool(v.cards_correct)
+        return Judgement(v.reward, v.verdict == "success", v.feedback, fields, metrics)
 
-    # ------------------------------------------------------------------------------------- policies
-    def expert_action(self) -> str:
+    def summary(self, hand: Hand, judgements: Sequence[Judgement]) -> tuple[dict[str, Any], dict[str, Any]]:
+        metrics, _ = super().summary(hand, judgements)
+        details = {"cards": hand.names, "plain_cards": list(hand.plain), "values": list(hand.values),
+                   "target": self.target, "rule": self.rule, "answers_judged": len(judgements),
+                   "solution": solver.preferred_solution(hand.values, self.target)}
+        return metrics, details
+
+    # -------------------------------------------------------------------------------------- policies
+    def expert(self, hand: Hand) -> str:
         """A correct answer in the layout the paper's SFT data uses (not strict JSON: single-quoted card names,
         a trailing comma, one field a line)."""
-        sol = solver.preferred_solution(self._values, self.target)
-        return paper_layout(self._plain, self._values, f"{sol}={self.target}" if sol else "")
+        sol = solver.preferred_solution(hand.values, self.target)
+        return paper_layout(hand.plain, hand.values, f"{sol}={self.target}" if sol else "")
 
-    def random_action(self, rng: random.Random) -> str:
+    def random_answer(self, hand: Hand, rng: random.Random) -> str:
         """A formula over four numbers with random order, operators and bracket placement, in the paper's layout.
         On gp-l the cards are given, so the policy copies them; on gp-vl it cannot see, so it guesses four ranks
         and uses their values."""
@@ -163,26 +151,46 @@ class GeneralPointsEnv(TextEnv):
             ranks = deal_ranks(rng, False)
             names, values = [card_name(r) for r in ranks], hand_values(ranks, self.rule)
         else:
-            names, values = list(self._plain), list(self._values)
+            names, values = list(hand.plain), list(hand.values)
         order = list(values)
         rng.shuffle(order)
         ops = tuple(rng.choice(solver.OPS) for _ in range(3))
         text = solver.layout(tuple(order), ops, rng.choice(solver.BRACKETS))
         return paper_layout(names, values, f"{text}={self.target}")
 
-    # ----------------------------------------------------------------------------------- inspection
-    @property
-    def card_names(self) -> list[str]:
-        return [card_name(r) + SUIT_GLYPHS[s] for r, s in self.hand]
 
-    @property
-    def values(self) -> list[int]:
-        return list(self._values)
+GP_L_SPLITS = (
+    SplitSpec("id", "training rule (J, Q, K = 10); all four suits", "id", {"rule": "train", "suits": "all"}),
+    SplitSpec("ood-rule", "OOD rule (J, Q, K = 11, 12, 13); every hand has a face card", "ood",
+              {"rule": "ood", "suits": "all"}),
+)
+GP_VL_SPLITS = (
+    SplitSpec("id", "training rule, black suits (spades, clubs)", "id", {"rule": "train", "suits": "black"}),
+    SplitSpec("ood-rule", "OOD rule (J, Q, K = 11, 12, 13), black suits; every hand has a face card", "ood",
+              {"rule": "ood", "suits": "black"}),
+    SplitSpec("ood-visual", "training rule, red suits (hearts, diamonds) never seen in training", "ood",
+              {"rule": "train", "suits": "red"}, aliases=("ood-visual-red",)),
+)
 
-    @property
-    def solutions(self) -> tuple[str, ...]:
-        """The paper's solution strings for the current hand."""
-        return solver.solutions(self._values, self.target)
+
+class GeneralPointsL(GeneralPoints):
+    name = "gp-l"
+    description = ("GeneralPoints (24 game), cards given as text; answer a formula reaching the target (the "
+                   "paper's protocol)")
+    splits = GP_L_SPLITS
+    gym_id = "harness/gp-l-v0"
+
+
+class GeneralPointsVL(GeneralPoints):
+    name = "gp-vl"
+    description = ("GeneralPoints from a rendered image of four cards: recognise them, then reach the target (the "
+                   "paper's protocol)")
+    modality = "vision"
+    vision = True
+    splits = GP_VL_SPLITS
+    metrics = (MetricSpec("recognition_accuracy", "judged answers whose recognised cards match the hand",
+                          kind="ratio"),)
+    gym_id = "harness/gp-vl-v0"
 
 
 def paper_layout(cards: Sequence[str], numbers: Sequence[int], formula: str) -> str:
@@ -210,4 +218,3 @@ def _as_bool(x: object, name: str) -> bool:
         if x.strip().lower() in ("0", "false", "no", "off"):
             return False
     raise ValueError(f"{name} must be true or false, got {x!r}")
-

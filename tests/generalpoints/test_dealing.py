@@ -46,7 +46,7 @@ def test_rank_multisets_follow_the_papers_procedure(tasks: dict[str, TaskSpec], 
     positions: Counter[int] = Counter()
     for seed in range(N):
         env.reset(seed=seed)
-        ranks = [r for r, _ in env.hand]
+        ranks = [r for r, _ in list(env.problem.cards)]
         seen[tuple(sorted(ranks))] += 1
         if face_card and sum(r >= 11 for r in ranks) == 1:
             positions[next(i for i, r in enumerate(ranks) if r >= 11)] += 1
@@ -83,7 +83,7 @@ def test_repeated_ranks_as_often_as_independent_draws_give(tasks: dict[str, Task
     hits = 0
     for seed in range(N):
         env.reset(seed=seed)
-        hits += len({r for r, _ in env.hand}) < 4
+        hits += len({r for r, _ in list(env.problem.cards)}) < 4
     se = math.sqrt(expected * (1 - expected) / N)
     assert abs(hits / N - expected) < 4 * se, (hits / N, expected)
 
@@ -95,8 +95,8 @@ def test_repeats_and_duplicates_occur_as_in_independent_draws(tasks: dict[str, T
     suits: Counter[str] = Counter()
     for seed in range(3000):
         env.reset(seed=seed)
-        dup_cards += len(set(env.hand)) < 4
-        suits.update(s for _, s in env.hand)
+        dup_cards += len(set(list(env.problem.cards))) < 4
+        suits.update(s for _, s in list(env.problem.cards))
     assert dup_cards > 100  # with two suits, a repeated (rank, suit) is common
     assert set(suits) == set(BLACK_SUITS)
     share = suits["spades"] / sum(suits.values())

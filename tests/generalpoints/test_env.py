@@ -11,19 +11,20 @@ import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from harness.simple_task import SimpleEnv
 from harness.templates import TemplateError
 from harness.types import RunResult, TaskSpec
 from plugins.baselines import OracleBackend, RandomBackend
 from tasks.generalpoints import solver
 from tasks.generalpoints.cards import BLACK_SUITS, RED_SUITS, SUITS, hand_values, parse_card
-from tasks.generalpoints.env import GeneralPointsEnv, paper_layout
+from tasks.generalpoints.env import paper_layout
 from tests.generalpoints.conftest import run_episodes
 
 SPLITS = [("gp-l", "id"), ("gp-l", "ood-rule"), ("gp-vl", "id"), ("gp-vl", "ood-rule"), ("gp-vl", "ood-visual")]
 WRONG = paper_layout(["4", "7", "10", "9"], [4, 7, 10, 9], "(")
 
 
-def make(tasks: dict[str, TaskSpec], task: str, split: str, **kw: object) -> GeneralPointsEnv:
+def make(tasks: dict[str, TaskSpec], task: str, split: str, **kw: object) -> SimpleEnv:
     if task == "gp-vl":
         kw.setdefault("image_size", 224)
     return tasks[task].make_env(split, **kw)  # type: ignore[return-value]
@@ -47,19 +48,19 @@ def test_hands_follow_split_rule_and_suits(tasks: dict[str, TaskSpec], task: str
     suits = SUITS if task == "gp-l" else RED_SUITS if split == "ood-visual" else BLACK_SUITS
     for seed in range(200):
         obs, _ = env.reset(seed=seed)
-        ranks = [r for r, _ in env.hand]
-        assert {s for _, s in env.hand} <= set(suits)
-        assert env.values == hand_values(ranks, rule)
-        assert solver.is_solvable(env.values), env.hand
+        ranks = [r for r, _ in list(env.problem.cards)]
+        assert {s for _, s in list(env.problem.cards)} <= set(suits)
+        assert list(env.problem.values) == hand_values(ranks, rule)
+        assert solver.is_solvable(list(env.problem.values)), list(env.problem.cards)
         if rule == "ood":
-            assert any(r >= 11 for r in ranks), env.hand
+            assert any(r >= 11 for r in ranks), list(env.problem.cards)
     assert ("'11', '12' and '13'" in obs.text) == (rule == "ood")
 
 
 def test_prompt_structure(tasks: dict[str, TaskSpec]) -> None:
     env = make(tasks, "gp-l", "id")
     obs, _ = env.reset(seed=7)
-    plain = [c[:-1] for c in env.card_names]
+    plain = [c[:-1] for c in env.problem.names]
     assert obs.new_context and not obs.images
     assert "Cards: [" + ", ".join(f"'{c}'" for c in plain) + "]" in obs.text
     for needle in ["[Task Description]", "[Input]", "[Output]", '"cards"', '"number"', '"formula"', "24"]:
@@ -84,7 +85,7 @@ def test_prompt_file_python_constants_are_read_not_run(tasks: dict[str, TaskSpec
         "NOT_A_PROMPT = 5\n")
     env = make(tasks, "gp-l", "id", prompt_file=str(src))
     obs, _ = env.reset(seed=1)
-    plain = [c[:-1] for c in env.card_names]
+    plain = [c[:-1] for c in env.problem.names]
     assert obs.text.startswith("Make 24. the face cards 'J', 'Q' and 'K' are all worth '10'. Cards: ['")
     assert obs.text.endswith("]. {json}") and repr(plain).replace('"', "'") in obs.text
     assert not marker.exists()
@@ -165,8 +166,9 @@ def test_vision_feedback_has_no_image_and_summary(tasks: dict[str, TaskSpec]) ->
 def test_given_hand(tasks: dict[str, TaskSpec]) -> None:
     env = make(tasks, "gp-vl", "ood-rule")
     _obs, info = env.reset(seed=0, options={"cards": ["SA", "HT", "K♣", "4"]})
-    assert env.hand[:3] == [(1, "spades"), (10, "hearts"), (13, "clubs")] and env.hand[3][0] == 4
-    assert env.values == [1, 10, 13, 4] and info["cards"][:3] == ["A♠", "10♥", "K♣"]
+    assert list(env.problem.cards[:3]) == [(1, "spades"), (10, "hearts"), (13, "clubs")]
+    assert env.problem.cards[3][0] == 4
+    assert list(env.problem.values) == [1, 10, 13, 4] and info["cards"][:3] == ["A♠", "10♥", "K♣"]
     assert parse_card("D10") == (10, "diamonds")
     with pytest.raises(ValueError, match="bad card"):
         env.reset(options={"cards": ["XX", "2", "3", "4"]})
@@ -201,7 +203,7 @@ def test_random_policy_is_well_formed_and_seeded(tasks: dict[str, TaskSpec], pla
     verdicts = set()
     for seed in range(200):
         env.reset(seed=seed)
-        verdicts.add(env._judge(env.random_action(random.Random(seed))).verdict)  # type: ignore[misc]
+        verdicts.add(env.problem.judge(env.random_action(random.Random(seed))).verdict)  # type: ignore[misc]
     assert verdicts <= {"success", "no_solution"} and "no_solution" in verdicts
     r1 = play(tasks["gp-l"], RandomBackend(seed=1), episodes=30)
     assert 0.0 <= r1.metrics["success_rate"].value < 1.0
@@ -214,12 +216,12 @@ def test_determinism_same_seed_same_hand_and_pixels(tasks: dict[str, TaskSpec]) 
     oa, _ = a.reset(seed=123456789)
     render.card_sprite.cache_clear()  # a cold sprite cache must draw the same pixels
     ob, _ = b.reset(seed=123456789)
-    assert a.hand == b.hand and oa.text == ob.text
+    assert a.problem.cards == b.problem.cards and oa.text == ob.text
     assert oa.images[0].tobytes() == ob.images[0].tobytes()
     # random.Random(int) is the same Mersenne Twister everywhere: pin one hand so a change is noticed
     env = make(tasks, "gp-l", "id")
     env.reset(seed=2024)
-    assert env.hand == [(8, "diamonds"), (3, "spades"), (12, "clubs"), (10, "diamonds")]
+    assert list(env.problem.cards) == [(8, "diamonds"), (3, "spades"), (12, "clubs"), (10, "diamonds")]
 
 
 def test_gymnasium_checker_and_split_kwargs() -> None:
@@ -229,10 +231,10 @@ def test_gymnasium_checker_and_split_kwargs() -> None:
         check_env(env.unwrapped, skip_render_check=True)
     env = gymnasium.make("harness/gp-vl-v0", split="ood-visual", image_size=128)
     obs, _ = env.reset(seed=0)
-    assert obs.images[0].size == (128, 128) and env.unwrapped.hand[0][1] in RED_SUITS
+    assert obs.images[0].size == (128, 128) and env.unwrapped.problem.cards[0][1] in RED_SUITS
     _, reward, term, _, _ = env.step(env.unwrapped.expert_action())
     assert (reward, term) == (5.0, True)
-    assert gymnasium.make("harness/gp-l-v0", split="ood-rule").unwrapped.rule == "ood"
+    assert gymnasium.make("harness/gp-l-v0", split="ood-rule").unwrapped.task.rule == "ood"
 
 
 def test_bad_task_args(tasks: dict[str, TaskSpec]) -> None:
