@@ -68,38 +68,47 @@ def attention_flops_per_token(n_layers: int, d_attn: int, context: int) -> int:
 class FlopsMeter:
     """Running totals of a training run's tokens and the FLOPs they cost.
 
-    ``n_params`` is fixed for the run (LoRA adapters are negligible next to the base and are not added:
-    the forward and backward passes still run through every base weight).
+    Each ``add_*`` takes the tokens and, when the caller measured them, their FLOPs; without FLOPs the
+    tokens are booked at ``6 N`` (trained) or ``2 N`` (no-grad) FLOPs each. ``n_params`` is fixed for the run.
     """
 
     n_params: int
     trained_tokens: int = 0
     rollout_tokens: int = 0
     forward_tokens: int = 0  # no-grad passes that are not generation (e.g. PPO's old log-probs and values)
+    trained_flops: float = 0.0
+    rollout_flops: float = 0.0
+    forward_flops: float = 0.0
 
-    def add_trained(self, tokens: int) -> None:
+    def add_trained(self, tokens: int, flops: float | None = None) -> None:
         self.trained_tokens += int(tokens)
+        self.trained_flops += TRAIN_FLOPS_PER_PARAM_TOKEN * self.n_params * int(tokens) if flops is None else flops
 
-    def add_rollout(self, tokens: int) -> None:
+    def add_rollout(self, tokens: int, flops: float | None = None) -> None:
         self.rollout_tokens += int(tokens)
+        self.rollout_flops += INFER_FLOPS_PER_PARAM_TOKEN * self.n_params * int(tokens) if flops is None else flops
 
-    def add_forward(self, tokens: int) -> None:
+    def add_forward(self, tokens: int, flops: float | None = None) -> None:
         self.forward_tokens += int(tokens)
+        self.forward_flops += INFER_FLOPS_PER_PARAM_TOKEN * self.n_params * int(tokens) if flops is None else flops
 
     @property
     def flops(self) -> float:
-        n = float(self.n_params)
-        return (TRAIN_FLOPS_PER_PARAM_TOKEN * n * self.trained_tokens
-                + INFER_FLOPS_PER_PARAM_TOKEN * n * (self.rollout_tokens + self.forward_tokens))
+        return float(self.trained_flops + self.rollout_flops + self.forward_flops)
 
     def as_dict(self) -> dict[str, Any]:
         return {"flops": self.flops, "n_params": self.n_params, "trained_tokens": self.trained_tokens,
-                "rollout_tokens": self.rollout_tokens, "forward_tokens": self.forward_tokens}
+                "rollout_tokens": self.rollout_tokens, "forward_tokens": self.forward_tokens,
+                "trained_flops": self.trained_flops, "rollout_flops": self.rollout_flops,
+                "forward_flops": self.forward_flops}
 
 
 def estimate_flops(n_params: int, trained_tokens: int = 0, rollout_tokens: int = 0) -> float:
     """``6 N D_train + 2 N D_rollout``."""
-    return FlopsMeter(n_params, trained_tokens, rollout_tokens).flops
+    m = FlopsMeter(n_params)
+    m.add_trained(trained_tokens)
+    m.add_rollout(rollout_tokens)
+    return m.flops
 
 
 __all__ = ["FlopsMeter", "attention_flops_per_token", "count_params", "estimate_flops"]
