@@ -148,7 +148,8 @@ class RLTrainer:
 
     def _forward(self, turns: Sequence[Turn], want_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         enc = self.policy.encode([t.messages for t in turns], [t.ids for t in turns])
-        token_logp, values = self.tr.model(enc.inputs, enc.n_completion, self.args.temperature, want_values)
+        with self.tr.autocast():
+            token_logp, values = self.tr.model(enc.inputs, enc.n_completion, self.args.temperature, want_values)
         w = torch.zeros_like(token_logp)
         for i, t in enumerate(turns):
             if not t.pad:

@@ -63,7 +63,8 @@ def run(job: TrainJob) -> Mapping[str, Any]:
                     batch: list[Example] = batch, total: list[float] = total, n_target: float = n_target) -> Any:
             idx = chunks[i]
             enc = policy.encode([batch[j].messages for j in idx], [targets[j] for j in idx])
-            logp, _ = tr.model(enc.inputs, enc.n_completion)
+            with tr.autocast():
+                logp, _ = tr.model(enc.inputs, enc.n_completion)
             tr.count(trained=enc.tokens)
             nll = -(logp * enc.mask).sum()
             total[0] += float(nll.detach())

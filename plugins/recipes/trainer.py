@@ -38,7 +38,7 @@ from plugins.recipes.policy import Policy
 
 log = logging.getLogger("harness.recipes")
 
-PRECISIONS = ("auto", "fp32", "bf16-mixed", "fp16-mixed", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 
 
 def _ensure_log_output() -> None:
@@ -50,17 +50,14 @@ def _ensure_log_output() -> None:
         log.setLevel(logging.INFO)
 
 
-def resolve_precision(precision: str, *, cuda: bool, bf16_ok: bool) -> tuple[str, str]:
-    """(accelerate ``mixed_precision``, dtype of the trained weights) for a ``precision`` recipe arg."""
+def resolve_precision(precision: str, *, cuda: bool, bf16_ok: bool) -> tuple[bool, str]:
+    """(bf16 autocast wanted, dtype of the trained weights) for a ``precision`` recipe arg. An accelerate
+    config's ``mixed_precision`` (``accelerate launch``) is applied by accelerate itself on top."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
-        configured = os.environ.get("ACCELERATE_MIXED_PRECISION", "").strip().lower()
-        if configured in ("bf16", "fp16", "no"):
-            return configured, "float32"
-        return ("bf16" if cuda and bf16_ok else "no"), "float32"
-    return {"fp32": ("no", "float32"), "bf16-mixed": ("bf16", "float32"), "fp16-mixed": ("fp16", "float32"),
-            "bf16": ("no", "bfloat16")}[precision]
+        return cuda and bf16_ok, "float32"
+    return {"fp32": (False, "float32"), "bf16-mixed": (True, "float32"), "bf16": (False, "bfloat16")}[precision]
 
 
 def bf16_lost_fraction(params: Sequence[torch.Tensor], lr: float) -> float:
@@ -85,15 +82,19 @@ class Trainer:
         _ensure_log_output()
         self.job, self.args = job, args
         cuda = torch.cuda.is_available()
-        mixed, weights_dtype = resolve_precision(args.precision, cuda=cuda,
-                                                 bf16_ok=cuda and torch.cuda.is_bf16_supported())
+        want_bf16, weights_dtype = resolve_precision(args.precision, cuda=cuda,
+                                                     bf16_ok=cuda and torch.cuda.is_bf16_supported())
         self.micro_batches = max(1, int(micro_batches))
-        self.acc = Accelerator(cpu=not cuda, mixed_precision=mixed, gradient_accumulation_steps=self.micro_batches)
+        self.acc = Accelerator(cpu=not cuda, gradient_accumulation_steps=self.micro_batches)
         if self.acc.gradient_accumulation_steps != self.micro_batches:  # an accelerate config's value wins there
             log.warning("accelerate config's gradient_accumulation_steps=%d replaced by the recipe's %d",
                         self.acc.gradient_accumulation_steps, self.micro_batches)
             self.acc.gradient_accumulation_steps = self.micro_batches
         set_seed(job.seed + self.acc.process_index)
+        configured = str(self.acc.mixed_precision)  # from an accelerate config; it wraps the forward itself
+        # otherwise bf16 autocast is ours (the same torch.autocast accelerate would use, around every forward)
+        self._own_autocast = want_bf16 and configured == "no"
+        mixed = "bf16" if self._own_autocast else configured
         self.precision = {"mixed_precision": mixed, "weights": weights_dtype}
         self.policy = Policy(job.model_args, lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                              lora_dropout=args.lora_dropout, lora_targets=args.lora_targets, value_head=value_head,
@@ -220,7 +221,9 @@ class Trainer:
             yield
 
     def autocast(self) -> Any:
-        """The training forward's autocast, for passes outside the prepared model (generation)."""
+        """The autocast every forward pass runs under (training, old log-probs, generation)."""
+        if self._own_autocast:
+            return torch.autocast(device_type=self.acc.device.type, dtype=torch.bfloat16)
         return self.acc.autocast()
 
     def count(self, trained: int = 0, rollout: int = 0, forward: int = 0, *, trained_flops: float = 0.0,
