@@ -217,6 +217,17 @@ class Policy:
         """The base model's own weight names and values from an ActorCritic state, LoRA merged in."""
         return _plain_weights(state, self._lora_scale if self.lora else None)
 
+    def checkpoint_format(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights under the names ``save_pretrained`` writes to disk (transformers renames some modules
+        on load and back on save), the names an inference engine loading the checkpoint expects."""
+        try:
+            from transformers.core_model_loading import revert_weight_conversion
+        except ImportError:  # older transformers: memory and disk names are the same
+            return dict(weights)
+        lm = self.module.lm
+        base = lm.get_base_model() if self.lora else lm  # type: ignore[operator]
+        return revert_weight_conversion(base, dict(weights))
+
     def save(self, out_dir: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
         """A plain checkpoint directory the hf backend loads: merged weights, config, processor files.
 

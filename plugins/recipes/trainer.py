@@ -23,7 +23,6 @@ import contextlib
 import gc
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any

@@ -81,7 +81,7 @@ def full_weights(tr: Any, policy: Any) -> Iterator[tuple[str, torch.Tensor]]:
         for members in groups.values():
             with _gathered(tr, [p for _, p in members]):
                 state = {n: _full(p) for n, p in members}
-                yield from policy.plain_weights(state).items()
+                yield from policy.checkpoint_format(policy.plain_weights(state)).items()
 
 
 @contextlib.contextmanager
