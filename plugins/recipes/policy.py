@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.compute import count_params
+from harness.compute import FlopsModel, Pass, count_params
 from harness.types import Message, Request
 
 HF_ARGS = ("pretrained", "dtype", "device", "max_image_size", "trust_remote_code", "revision", "cache_dir",
@@ -82,6 +82,7 @@ class Batch:
     mask: torch.Tensor
     n_completion: int
     tokens: int  # real (unpadded) tokens, images' placeholder tokens included
+    passes: list[Pass]  # per sequence: real tokens, logit rows, images (FLOPs)
 
 
 class Policy:
@@ -112,6 +113,7 @@ class Policy:
         self.save_dtype = _declared_dtype(self.backend.config) or next(lm.parameters()).dtype
         self.n_params = count_params(lm)  # before LoRA: adapters are a rounding error in FLOPs
         self.lora = lora
+        self._vision_processor = self.backend.processor if self.backend.is_vision else None
         if gradient_checkpointing:
             enable = getattr(lm, "activation_checkpointing_enable", None) or lm.gradient_checkpointing_enable
             enable({"use_reentrant": False})  # non-reentrant: works with frozen inputs (LoRA) too
@@ -132,6 +134,8 @@ class Policy:
         dev, wdtype = self.backend.device, next(lm.parameters()).dtype
         head = ValueHead(hidden, value_widths).to(dev, wdtype) if value_head else None
         self.module = ActorCritic(lm, head)
+        base = lm.get_base_model() if lora else lm  # type: ignore[operator]
+        self.flops = FlopsModel.of(base, self._vision_processor, head)
         self.tokenizer = self.backend.tokenizer
         self.eos_id = int(self.tokenizer.eos_token_id)
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -180,7 +184,13 @@ class Policy:
         for key in [k for k in inputs if k.endswith("token_type_ids")]:  # text tokens are type 0 (Qwen2-VL's mm_...)
             inputs[key] = torch.cat([inputs[key], torch.zeros_like(ids, dtype=inputs[key].dtype)], dim=1)
         tokens = int(inputs["attention_mask"].sum())
-        return Batch(inputs, mask, width, tokens)
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        passes = [Pass(int(n), len(c) + 1, ims) for n, c, ims in zip(lengths, completions, images, strict=True)]
+        return Batch(inputs, mask, width, tokens, passes)
+
+    def images_of(self, conv: Conversation) -> list[Any]:
+        """A conversation's images as the model sees them (resized like the hf backend does)."""
+        return self.backend._conversation(Request(tuple(conv), 0, 0))[1] if self.backend.is_vision else []
 
     def completion_ids(self, text: str) -> list[int]:
         """Token ids of a target answer as the model should produce it: the text, then end-of-turn."""

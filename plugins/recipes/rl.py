@@ -111,8 +111,9 @@ class RLTrainer:
             with self.tr.full_params(), self.tr.autocast():
                 ids, counts = self.policy.generate(convs, max_new_tokens=max_new, temperature=temperature,
                                                    seed=seed, lm=self.tr.unwrapped().lm)
-        for c, n in zip(ids, counts, strict=True):
-            self.tr.count(rollout=n + len(c))
+        fm = self.policy.flops
+        for conv, c, n in zip(convs, ids, counts, strict=True):
+            self.tr.count(rollout=n + len(c), rollout_flops=fm.generate(n, len(c), self.policy.images_of(conv)))
         return ids, counts
 
     def rollout(self) -> list[EpisodeLog]:
@@ -146,15 +147,25 @@ class RLTrainer:
     def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
         return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
-    def _forward(self, turns: Sequence[Turn], want_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    def _forward(self, turns: Sequence[Turn], want_values: bool, train: bool = False, book_pads: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weighted log-probs (and values) of ``turns``; books the pass's tokens and FLOPs (filler turns'
+        only with ``book_pads``: they exist to keep processes in step, not to learn from)."""
         enc = self.policy.encode([t.messages for t in turns], [t.ids for t in turns])
         with self.tr.autocast():
             token_logp, values = self.tr.model(enc.inputs, enc.n_completion, self.args.temperature, want_values)
+        fm, values_on = self.policy.flops, want_values and values is not None
+        passes = [p for p, t in zip(enc.passes, turns, strict=True) if book_pads or not t.pad]
+        tokens = sum(p.tokens for p in passes)
+        if train:
+            self.tr.count(trained=tokens, trained_flops=fm.train(passes, frozen_base=self.args.lora, values=values_on))
+        else:
+            self.tr.count(forward=tokens, forward_flops=fm.forward(passes, values=values_on))
         w = torch.zeros_like(token_logp)
         for i, t in enumerate(turns):
             if not t.pad:
                 w[i, :len(t.weights)] = torch.tensor(t.weights, dtype=w.dtype)
-        return ppo.weighted_logprob(token_logp, w), values, enc.tokens
+        return ppo.weighted_logprob(token_logp, w), values
 
     def _padded(self, turns: list[Turn]) -> list[Turn]:
         """``turns`` plus filler turns up to the largest process's count, rounded up to whole minibatches
@@ -185,8 +196,7 @@ class RLTrainer:
         reuse_first_pass = self.group > 1 and len(turns) <= a.minibatch
         with self.policy.eval_mode():
             for chunk in [] if reuse_first_pass else self._chunks(turns, a.micro_batch):
-                logp, values, tokens = self._forward(chunk, want_values=self.group == 1)
-                self.tr.count(forward=tokens)
+                logp, values = self._forward(chunk, want_values=self.group == 1)
                 for i, t in enumerate(chunk):
                     t.old_logp = float(logp[i])
                     t.value = float(values[i]) if values is not None else 0.0
@@ -216,8 +226,7 @@ class RLTrainer:
         probes = [Turn(c, [self.policy.eos_id], "", 0.0, 0, weights=[0.0], pad=True) for c in prompts]
         values: list[float] = []
         for chunk in self._chunks(probes, self.args.micro_batch):
-            _, v, tokens = self._forward(chunk, want_values=True)
-            self.tr.count(forward=tokens)
+            _, v = self._forward(chunk, want_values=True, book_pads=True)
             values += [float(x) for x in v] if v is not None else [0.0] * len(chunk)
         for ep in kept:
             if not ep.finished:
@@ -247,8 +256,7 @@ class RLTrainer:
 
     def _loss(self, chunk: list[Turn], n_real: float, stats: dict[str, float]) -> torch.Tensor:
         a, tr = self.args, self.tr
-        logp, values, tokens = self._forward(chunk, want_values=self.group == 1)
-        tr.count(trained=tokens)
+        logp, values = self._forward(chunk, want_values=self.group == 1, train=True)
         dev = logp.device
         for i, t in enumerate(chunk):
             if t.old_logp is None:  # see estimate(): the first pass defines the old policy

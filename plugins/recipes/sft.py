@@ -65,7 +65,7 @@ def run(job: TrainJob) -> Mapping[str, Any]:
             enc = policy.encode([batch[j].messages for j in idx], [targets[j] for j in idx])
             with tr.autocast():
                 logp, _ = tr.model(enc.inputs, enc.n_completion)
-            tr.count(trained=enc.tokens)
+            tr.count(trained=enc.tokens, trained_flops=policy.flops.train(enc.passes, frozen_base=args.lora))
             nll = -(logp * enc.mask).sum()
             total[0] += float(nll.detach())
             # gradient syncs average over processes: x world makes the result the whole batch's mean
