@@ -198,23 +198,24 @@ class Policy:
 
     # ---------------------------------------------------------------------------------- generation
     def generate(self, convs: Sequence[Conversation], *, max_new_tokens: int, temperature: float,
-                 seed: int, lm: nn.Module | None = None) -> tuple[list[list[int]], list[int]]:
+                 seed: int, lm: nn.Module | None = None, synced_gpus: bool = False
+                 ) -> tuple[list[list[int]], list[int]]:
         """Sampled completion ids (cut after the first end-of-turn) and each prompt's token count, through
         the hf backend's own sampling with the policy's (or the given) module."""
         texts, images = self.prompts(convs)
         model = lm if lm is not None else self.module.lm
         with self.eval_mode(model):
-            return self._sample(texts, images, model, max_new_tokens, temperature, seed)
+            return self._sample(texts, images, model, max_new_tokens, temperature, seed, synced_gpus)
 
     def _sample(self, texts: list[str], images: list[list[Any]], model: nn.Module, max_new_tokens: int,
-                temperature: float, seed: int) -> tuple[list[list[int]], list[int]]:
+                temperature: float, seed: int, synced_gpus: bool = False) -> tuple[list[list[int]], list[int]]:
         be = self.backend
         out_ids: list[list[int]] = [[] for _ in texts]
         prompt_tokens = [0] * len(texts)
         for group in be._groups([(None, ims) for ims in images]):
             ids, counts = be.sample([texts[i] for i in group], [images[i] for i in group],
                                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, seed=seed,
-                                    model=model)
+                                    model=model, synced_gpus=synced_gpus)
             for j, i in enumerate(group):
                 out_ids[i], prompt_tokens[i] = ids[j], counts[j]
         return out_ids, prompt_tokens

@@ -110,7 +110,8 @@ class RLTrainer:
         else:
             with self.tr.full_params(), self.tr.autocast():
                 ids, counts = self.policy.generate(convs, max_new_tokens=max_new, temperature=temperature,
-                                                   seed=seed, lm=self.tr.unwrapped().lm)
+                                                   seed=seed, lm=self.tr.unwrapped().lm,
+                                                   synced_gpus=self.tr.sharded and self.tr.world > 1)
         fm = self.policy.flops
         for conv, c, n in zip(convs, ids, counts, strict=True):
             self.tr.count(rollout=n + len(c), rollout_flops=fm.generate(n, len(c), self.policy.images_of(conv)))

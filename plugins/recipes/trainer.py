@@ -23,6 +23,7 @@ import contextlib
 import gc
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,16 @@ class Trainer:
         want_bf16, weights_dtype = resolve_precision(args.precision, cuda=cuda,
                                                      bf16_ok=cuda and torch.cuda.is_bf16_supported())
         self.micro_batches = max(1, int(micro_batches))
-        self.acc = Accelerator(cpu=not cuda, gradient_accumulation_steps=self.micro_batches)
+        # cpu=True would turn an accelerate config's DeepSpeed into plain multi-CPU data parallelism;
+        # DeepSpeed picks its own (CPU) accelerator
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+        handlers = []
+        if deepspeed and not cuda:  # DeepSpeed's CPU accelerator: accelerate needs the backend named
+            from accelerate.utils import InitProcessGroupKwargs
+
+            handlers.append(InitProcessGroupKwargs(backend="gloo"))
+        self.acc = Accelerator(cpu=not cuda and not deepspeed, gradient_accumulation_steps=self.micro_batches,
+                               kwargs_handlers=handlers)
         if self.acc.gradient_accumulation_steps != self.micro_batches:  # an accelerate config's value wins there
             log.warning("accelerate config's gradient_accumulation_steps=%d replaced by the recipe's %d",
                         self.acc.gradient_accumulation_steps, self.micro_batches)
@@ -119,6 +129,8 @@ class Trainer:
         self.meter = FlopsMeter(self.policy.n_params)
         self.schedule = Schedule(self.steps, job.budget_flops, args.checkpoints, args.milestones)
         self.step = 0
+        self.optimizer_steps = 0
+        self._engine: dict[str, Any] = {}
         self.checkpoints: list[dict[str, Any]] = []
         self._pending_eval: list[tuple[dict[str, Any], Path, dict[str, Any]]] = []
         self._pending = [0.0] * 6  # trained, rollout, forward tokens and their FLOPs since the last sync
@@ -278,6 +290,7 @@ class Trainer:
                 self.acc.backward(loss * self.micro_batches)
                 if self.acc.sync_gradients:
                     norm = self._clip()
+                    self.optimizer_steps += 1
                 self.opt.step()
                 self.opt.zero_grad(set_to_none=True)
         return norm
@@ -331,6 +344,8 @@ class Trainer:
     def finish(self) -> None:
         """End of training: free the model, leave the process group, and (main process) evaluate the
         checkpoints whose evaluation waited for the end of a multi-process run."""
+        self._engine = self._engine_info()
+        plugin = self.deepspeed
         self.acc.wait_for_everyone()
         self.model = self.opt = None
         self.policy.module = None  # type: ignore[assignment]
@@ -338,16 +353,37 @@ class Trainer:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        if plugin is not None:  # else transformers would load the checkpoints to evaluate as ZeRO-3 partitions
+            from transformers.integrations import unset_hf_deepspeed_config
+
+            unset_hf_deepspeed_config()
+            plugin.dschf = None
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for entry, ckpt, info in self._pending_eval:  # main process only: others queue nothing
             self._evaluate(entry, ckpt, info)
         self._pending_eval = []
 
+    def _engine_info(self) -> dict[str, Any]:
+        """What the distributed backend ran with (DeepSpeed: its config values and its own step count)."""
+        info: dict[str, Any] = {"backend": str(self.acc.distributed_type).split(".")[-1].lower(),
+                                "processes": self.world, "optimizer_steps": self.optimizer_steps,
+                                "micro_batches_per_step": self.micro_batches}
+        plugin = self.deepspeed
+        if plugin is not None:
+            cfg = plugin.deepspeed_config
+            info.update(zero_stage=int(plugin.zero_stage or 0), **{k: cfg.get(k) for k in (
+                "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "gradient_clipping")})
+            engine = getattr(self.acc, "deepspeed_engine_wrapped", None)
+            if engine is not None:
+                info["engine_steps"] = int(engine.engine.global_steps)
+        return info
+
     def summary(self, **extra: Any) -> dict[str, Any]:
         return {"recipe": self.job.recipe, "task": self.job.task.name, "split": self.job.split,
                 "out_dir": str(Path(self.job.out_dir)), "steps": self.step, **self.meter.as_dict(),
-                "precision": self.precision, "checkpoints": self.checkpoints, **extra}
+                "precision": self.precision, "distributed": self._engine,
+                "checkpoints": self.checkpoints, **extra}
 
 
 def metrics_line(step: int, values: Mapping[str, float]) -> str:
