@@ -202,9 +202,5 @@ def llava_records(path: str | Path, *, seed: int, image_folder: str | Path | Non
             yield from record_examples(table[i], f"{file} record {i}", folder)
 
 
-def count_records(path: str | Path) -> int:
-    return sum(len(_load(f)) for f in data_files(path))
-
-
-__all__ = ["DataError", "Example", "count_records", "data_files", "expert_episode", "expert_stream",
+__all__ = ["DataError", "Example", "data_files", "expert_episode", "expert_stream",
            "llava_records", "record_examples", "wrong_answer"]
