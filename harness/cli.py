@@ -288,8 +288,6 @@ def train_cmd(
             spec.split(s.strip()).name for s in eval_splits.split(",") if s.strip()]
     except (PluginError, KeyError) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    if steps is None and budget is None:
-        raise fail("give --steps N or --budget FLOPS")
     margs = {**alias_args, **parse_kv(model_args, "--model-args")}
     if "pretrained" not in margs:
         raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
@@ -307,14 +305,15 @@ def train_cmd(
                               verify_iter=verify_iter, gen=GenParams(max_tokens=max_tokens),
                               batch_size=batch_size, on_result=show)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate launch
+    by_flops = steps is None and budget is not None  # neither: the recipe's own step count (e.g. a preset)
     with Progress(TextColumn(f"[bold]{recipe}[/] {task}/{train_split}"), BarColumn(), MofNCompleteColumn()
-                  if steps is not None else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
+                  if not by_flops else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
                   TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
                   disable=not main_process or os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
         bar_id = bar.add_task("train", total=steps if steps is not None else budget, stats="")
 
         def on_step(s: Mapping[str, Any]) -> None:
-            done = s["step"] if steps is not None else min(float(s["flops"]), float(budget or 0))
+            done = min(float(s["flops"]), float(budget or 0)) if by_flops else s["step"]
             shown = {k: v for k, v in s.items()  # whatever numbers the recipe reports for its step
                      if k not in ("step", "flops") and isinstance(v, int | float) and not isinstance(v, bool)}
             bar.update(bar_id, completed=done, stats=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))

@@ -264,7 +264,8 @@ class HFBackend:
         return batch
 
     def sample(self, prompts: list[str], images: list[list[Image]], *, max_new_tokens: int, temperature: float,
-               top_p: float, seed: int, model: Any = None) -> tuple[list[list[int]], list[int]]:
+               top_p: float, seed: int, model: Any = None, synced_gpus: bool = False
+               ) -> tuple[list[list[int]], list[int]]:
         """One ``generate`` over rendered prompts: each row's new token ids (cut after the first end-of-turn
         token, which is kept) and its prompt's token count. ``model`` generates with another module that
         holds this model's weights (a trainer's policy); the global torch RNG is left untouched."""
@@ -275,6 +276,8 @@ class HFBackend:
                                "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.eos_ids or None}
         if self.suppress_ids:
             gen["suppress_tokens"] = self.suppress_ids
+        if synced_gpus:
+            gen["synced_gpus"] = True
         if temperature > 0:
             gen.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
         else:

@@ -21,13 +21,19 @@ def _key_pattern(field: str) -> re.Pattern[str]:
     return re.compile(r'"\s*' + re.escape(field) + r'\s*"\s*:\s*', re.IGNORECASE)
 
 
-def action_span(text: str, field: str | None) -> tuple[int, int] | None:
+SPANS = ("value", "key-to-end")
+
+
+def action_span(text: str, field: str | None, mode: str = "value") -> tuple[int, int] | None:
     """Character span [start, end) of the first well-formed value of ``field`` in ``text`` (a string
-    value without its quotes), or None when there is no such field."""
+    value without its quotes), or None when there is no such field. ``mode="key-to-end"`` spans from the
+    field's opening key quote to the end of the text instead (where the paper's trainer puts the action)."""
     if not field:
         return None
     for m in _key_pattern(field).finditer(text):
         start = m.end()
+        if mode == "key-to-end":
+            return m.start(), len(text)
         try:
             _, end = _DECODER.raw_decode(text, start)
         except ValueError:
@@ -44,18 +50,21 @@ def token_char_ends(ids: Sequence[int], decode: Callable[[Sequence[int]], str]) 
 
 
 def token_weights(ids: Sequence[int], text: str, decode: Callable[[Sequence[int]], str], field: str | None,
-                  thought_coef: float) -> list[float]:
+                  thought_coef: float, mode: str = "value") -> list[float]:
     """1 for tokens overlapping the action's characters, ``thought_coef`` for the rest. Without a
-    locatable action the whole answer is the action (weight 1): e.g. a bare number, or unparseable text."""
-    span = action_span(text, field)
+    locatable action the whole answer is the action (weight 1): e.g. a bare number, or unparseable text.
+    In ``key-to-end`` mode every token from the field's key on is the action, end-of-turn included."""
+    span = action_span(text, field, mode)
     if span is None:
         return [1.0] * len(ids)
     lo, hi = span
+    to_end = mode == "key-to-end"
     weights, prev = [], 0
     for end in token_char_ends(ids, decode):
-        weights.append(1.0 if prev < hi and end > lo and end > prev else thought_coef)
+        inside = (prev < hi and end > lo and end > prev) or (to_end and prev >= lo)
+        weights.append(1.0 if inside else thought_coef)
         prev = end
     return weights
 
 
-__all__ = ["action_span", "token_char_ends", "token_weights"]
+__all__ = ["SPANS", "action_span", "token_char_ends", "token_weights"]

@@ -73,7 +73,16 @@ class CommonArgs:
     milestones: list[float] | None = None  # explicit FLOPs milestones (JSON list or a:b:c); overrides checkpoints
     evaluate: bool = True  # evaluate each checkpoint on the task's splits (False: save only)
     log_every: int = 10
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~1/3 more time)
+    # auto: the accelerate config's mixed precision, else bf16 autocast over fp32 master weights on a bf16 GPU,
+    # else fp32. bf16-mixed / fp16-mixed / fp32 force one; bf16 = pure bf16 weights (warns when the lr is too
+    # small for bf16 to represent Adam's steps).
+    precision: str = "auto"
+    adam_eps: float = 1e-8
+    lr_schedule: str = "constant"  # constant or cosine (annealed to min_lr over lr_decay_steps optimiser steps)
+    lr_decay_steps: int = 0  # cosine period in steps of the schedule; 0: the run's --steps
+    min_lr: float = 0.0
+    preset: str = ""  # "paper": the paper's settings for this recipe and task (explicit args still win)
 
     def lr_or(self, full: float, lora: float) -> float:
         return self.lr if self.lr is not None else (lora if self.lora else full)
@@ -81,8 +90,10 @@ class CommonArgs:
 
 @dataclasses.dataclass
 class SFTArgs(CommonArgs):
-    batch_size: int = 8  # conversations-turns per optimiser step
-    revision_frac: float = 0.5  # share of episodes that start with a wrong answer, feedback, then the fix
+    batch_size: int = 8  # conversations-turns per optimiser step (all processes together)
+    data: str = ""  # LLaVA-style SFT records (JSON/JSONL file or folder, the paper's format); empty: the oracle
+    image_folder: str = ""  # where relative image paths of ``data`` records are found (default: beside the data)
+    revision_frac: float = 0.0  # share of oracle episodes that start with a wrong answer, feedback, then the fix
     max_wrong: int = 1  # wrong answers before the correct one in such episodes (<= verify_iter - 1)
     dataset_size: int = 0  # 0: a fresh expert episode every time; N: cycle over N fixed episodes (epochs)
 
@@ -98,14 +109,22 @@ class RLArgs(CommonArgs):
     action_field: str = "auto"  # JSON field holding the action (auto: the task's TaskSpec.action_field)
     value_coef: float = 0.5
     value_lr: float | None = None  # value head learning rate (default: 1e-4, a fresh head learns fast)
-    n_envs: int = 8  # parallel episodes per rollout
+    value_widths: str = "256"  # hidden widths of the value head's MLP, ':'-separated (paper: 1024:512)
+    value_clip: float = 0.0  # clip V around its rollout value by this much in the value loss (0: off)
+    ratio_guard: float = 0.0  # a sample whose ratio exceeds this takes the clipped surrogate only (0: off)
+    n_envs: int = 8  # parallel episodes (env streams) per process
+    turns_per_update: int = 0  # >0: each step collects exactly this many turns per process from env streams
+    #                            that carry on across steps (the paper's rollout); 0: n_envs whole episodes
+    updates: int = 0  # steps to run when neither --steps nor --budget is given
     group_size: int = 4  # grpo: episodes per initial state
-    minibatch: int = 8  # turns per optimiser step
+    minibatch: int = 8  # turns per optimiser step per process (gradient accumulation over micro_batch)
     norm_adv: bool = True
+    action_span: str = "value"  # value: the action field's value; key-to-end: from the field's key to the end
     temperature: float = 1.0
     max_new_tokens: int = 256
     rollout_engine: str = "hf"  # hf, or vllm (GPU, Qwen2-VL-class models)
     vllm_gpu_memory: float = 0.3
+    vllm_sleep: int = 1  # 1: vLLM offloads weights and drops its KV cache during updates (0: keeps them)
 
 
 __all__ = ["CommonArgs", "RLArgs", "SFTArgs", "parse_args"]

@@ -9,7 +9,9 @@ model sampled token for token (no re-tokenisation of generated text).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.compute import count_params
+from harness.compute import FlopsModel, Pass, count_params
 from harness.types import Message, Request
 
 HF_ARGS = ("pretrained", "dtype", "device", "max_image_size", "trust_remote_code", "revision", "cache_dir",
@@ -26,16 +28,23 @@ Conversation = Sequence[Message]
 
 
 class ValueHead(nn.Module):
-    """V(s) from the last-layer hidden state of the prompt's last token (a small MLP, as in RL4VLM)."""
+    """V(s) from the last-layer hidden state of the prompt's last token: an MLP with ReLUs between layers
+    of ``widths`` (the paper's is 1024, 512), the last layer zero-initialised (V=0 at the start: no bias in
+    the first advantages)."""
 
-    def __init__(self, hidden: int, width: int = 256) -> None:
+    def __init__(self, hidden: int, widths: Sequence[int] = (256,)) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, width), nn.ReLU(), nn.Linear(width, 1))
-        nn.init.zeros_(self.net[2].weight)  # start at V=0: no bias in the first advantages
-        nn.init.zeros_(self.net[2].bias)
+        dims = [hidden, *(int(w) for w in widths)]
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(dims):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        out = nn.Linear(dims[-1], 1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h.float()).squeeze(-1)
+        return self.net(h.to(self.net[-1].weight.dtype)).float().squeeze(-1)
 
 
 class ActorCritic(nn.Module):
@@ -52,7 +61,7 @@ class ActorCritic(nn.Module):
         inputs = dict(batch)
         n_prompt = inputs["input_ids"].shape[1] - n_completion
         need_hidden = want_values and self.value_head is not None
-        out = self.lm(**inputs, logits_to_keep=n_completion + 1, output_hidden_states=need_hidden)
+        out = self.lm(**inputs, logits_to_keep=n_completion + 1, output_hidden_states=need_hidden, use_cache=False)
         logits = out.logits[:, -(n_completion + 1):-1].float()  # position t predicts token t + 1
         if temperature != 1.0:
             logits = logits / temperature
@@ -73,27 +82,41 @@ class Batch:
     mask: torch.Tensor
     n_completion: int
     tokens: int  # real (unpadded) tokens, images' placeholder tokens included
+    passes: list[Pass]  # per sequence: real tokens, logit rows, images (FLOPs)
 
 
 class Policy:
-    """Owns the model, its tokenizer/processor (through the hf backend), LoRA and the value head."""
+    """Owns the model, its tokenizer/processor (through the hf backend), LoRA and the value head.
+
+    The model stays in training mode (transformers only checkpoints activations in training mode);
+    ``disable_dropout`` zeroes every dropout so that training mode computes the same function as
+    evaluation mode, which PPO's probability ratios need. ``dtype`` is the dtype of the trained weights
+    (float32 master weights by default, whatever the evaluation dtype in ``model_args``); checkpoints are
+    saved in the base checkpoint's own dtype.
+    """
 
     def __init__(self, model_args: Mapping[str, Any], *, lora: bool = False, lora_r: int = 16,
                  lora_alpha: int = 32, lora_dropout: float = 0.0, lora_targets: str = "all-linear",
-                 value_head: bool = False, device: str | None = None, gradient_checkpointing: bool = False) -> None:
+                 value_head: bool = False, value_widths: Sequence[int] = (256,), device: str | None = None,
+                 gradient_checkpointing: bool = False, dtype: str | None = None,
+                 disable_dropout: bool = False) -> None:
         from plugins.hf.backend import create
 
         args = {k: v for k, v in model_args.items() if k in HF_ARGS}
         if device is not None:
             args["device"] = device
+        if dtype is not None:
+            args["dtype"] = dtype
         self.backend = create(args)
         self.pretrained = str(self.backend.path)
         lm = self.backend.model
+        self.save_dtype = _declared_dtype(self.backend.config) or next(lm.parameters()).dtype
         self.n_params = count_params(lm)  # before LoRA: adapters are a rounding error in FLOPs
         self.lora = lora
+        self._vision_processor = self.backend.processor if self.backend.is_vision else None
         if gradient_checkpointing:
-            lm.gradient_checkpointing_enable()
-            lm.config.use_cache = False
+            enable = getattr(lm, "activation_checkpointing_enable", None) or lm.gradient_checkpointing_enable
+            enable({"use_reentrant": False})  # non-reentrant: works with frozen inputs (LoRA) too
         if lora:
             from peft import LoraConfig, get_peft_model
 
@@ -104,13 +127,29 @@ class Policy:
             self._lora_scale = lora_alpha / lora_r
         else:
             lm.requires_grad_(True)
-        lm.eval()  # no dropout: PPO ratios must compare the same function
+        if disable_dropout:
+            zero_dropout(lm)
+        lm.train()
         hidden = int(self.backend.config.get_text_config().hidden_size)
-        head = ValueHead(hidden).to(self.backend.device) if value_head else None
+        dev, wdtype = self.backend.device, next(lm.parameters()).dtype
+        head = ValueHead(hidden, value_widths).to(dev, wdtype) if value_head else None
         self.module = ActorCritic(lm, head)
+        base = lm.get_base_model() if lora else lm  # type: ignore[operator]
+        self.flops = FlopsModel.of(base, self._vision_processor, head)
         self.tokenizer = self.backend.tokenizer
         self.eos_id = int(self.tokenizer.eos_token_id)
         self.pad_id = int(self.tokenizer.pad_token_id)
+
+    @contextlib.contextmanager
+    def eval_mode(self, module: nn.Module | None = None) -> Iterator[None]:
+        """Evaluation mode for sampling (no dropout, KV cache), training mode again afterwards."""
+        m = module if module is not None else self.module
+        was = m.training
+        m.eval()
+        try:
+            yield
+        finally:
+            m.train(was)
 
     @property
     def device(self) -> torch.device:
@@ -145,7 +184,13 @@ class Policy:
         for key in [k for k in inputs if k.endswith("token_type_ids")]:  # text tokens are type 0 (Qwen2-VL's mm_...)
             inputs[key] = torch.cat([inputs[key], torch.zeros_like(ids, dtype=inputs[key].dtype)], dim=1)
         tokens = int(inputs["attention_mask"].sum())
-        return Batch(inputs, mask, width, tokens)
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        passes = [Pass(int(n), len(c) + 1, ims) for n, c, ims in zip(lengths, completions, images, strict=True)]
+        return Batch(inputs, mask, width, tokens, passes)
+
+    def images_of(self, conv: Conversation) -> list[Any]:
+        """A conversation's images as the model sees them (resized like the hf backend does)."""
+        return self.backend._conversation(Request(tuple(conv), 0, 0))[1] if self.backend.is_vision else []
 
     def completion_ids(self, text: str) -> list[int]:
         """Token ids of a target answer as the model should produce it: the text, then end-of-turn."""
@@ -153,18 +198,24 @@ class Policy:
 
     # ---------------------------------------------------------------------------------- generation
     def generate(self, convs: Sequence[Conversation], *, max_new_tokens: int, temperature: float,
-                 seed: int, lm: nn.Module | None = None) -> tuple[list[list[int]], list[int]]:
+                 seed: int, lm: nn.Module | None = None, synced_gpus: bool = False
+                 ) -> tuple[list[list[int]], list[int]]:
         """Sampled completion ids (cut after the first end-of-turn) and each prompt's token count, through
         the hf backend's own sampling with the policy's (or the given) module."""
-        be = self.backend
         texts, images = self.prompts(convs)
-        out_ids: list[list[int]] = [[] for _ in convs]
-        prompt_tokens = [0] * len(convs)
         model = lm if lm is not None else self.module.lm
+        with self.eval_mode(model):
+            return self._sample(texts, images, model, max_new_tokens, temperature, seed, synced_gpus)
+
+    def _sample(self, texts: list[str], images: list[list[Any]], model: nn.Module, max_new_tokens: int,
+                temperature: float, seed: int, synced_gpus: bool = False) -> tuple[list[list[int]], list[int]]:
+        be = self.backend
+        out_ids: list[list[int]] = [[] for _ in texts]
+        prompt_tokens = [0] * len(texts)
         for group in be._groups([(None, ims) for ims in images]):
             ids, counts = be.sample([texts[i] for i in group], [images[i] for i in group],
                                     max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0, seed=seed,
-                                    model=model)
+                                    model=model, synced_gpus=synced_gpus)
             for j, i in enumerate(group):
                 out_ids[i], prompt_tokens[i] = ids[j], counts[j]
         return out_ids, prompt_tokens
@@ -177,6 +228,17 @@ class Policy:
         """The base model's own weight names and values from an ActorCritic state, LoRA merged in."""
         return _plain_weights(state, self._lora_scale if self.lora else None)
 
+    def checkpoint_format(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights under the names ``save_pretrained`` writes to disk (transformers renames some modules
+        on load and back on save), the names an inference engine loading the checkpoint expects."""
+        try:
+            from transformers.core_model_loading import revert_weight_conversion
+        except ImportError:  # older transformers: memory and disk names are the same
+            return dict(weights)
+        lm = self.module.lm
+        base = lm.get_base_model() if self.lora else lm  # type: ignore[operator]
+        return revert_weight_conversion(base, dict(weights))
+
     def save(self, out_dir: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
         """A plain checkpoint directory the hf backend loads: merged weights, config, processor files.
 
@@ -187,7 +249,8 @@ class Policy:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         state = state_dict if state_dict is not None else self.module.state_dict()
-        weights = self.plain_weights(state)
+        weights = {k: v.to(self.save_dtype) if v.is_floating_point() else v
+                   for k, v in self.plain_weights(state).items()}
         lm = self.module.lm
         base = lm.get_base_model() if self.lora else lm  # type: ignore[operator]
         base.save_pretrained(out, state_dict=weights)
@@ -198,6 +261,31 @@ class Policy:
             head = {k[len("value_head."):]: v for k, v in state.items() if k.startswith("value_head.")}
             torch.save(head, out / "value_head.pt")
         return out
+
+
+def zero_dropout(module: nn.Module) -> int:
+    """Set every dropout probability in ``module`` to 0 (``nn.Dropout`` layers and the float
+    ``attention_dropout`` / ``dropout`` attributes transformers' attention modules read); returns how many."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d | nn.AlphaDropout):
+            m.p = 0.0
+            n += 1
+        for attr in ("attention_dropout", "dropout", "dropout_rate", "attn_dropout"):
+            if isinstance(getattr(m, attr, None), float) and not isinstance(getattr(m, attr), bool):
+                setattr(m, attr, 0.0)
+                n += 1
+    return n
+
+
+def _declared_dtype(config: Any) -> torch.dtype | None:
+    """The dtype a checkpoint declares for its weights (config ``dtype`` / ``torch_dtype``), if any."""
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, str) and isinstance(getattr(torch, value, None), torch.dtype):
+        return getattr(torch, value)
+    return None
 
 
 def _plain_weights(state: Mapping[str, torch.Tensor], lora_scale: float | None) -> dict[str, torch.Tensor]:
@@ -221,4 +309,4 @@ def _plain_weights(state: Mapping[str, torch.Tensor], lora_scale: float | None) 
     return out
 
 
-__all__ = ["HF_ARGS", "ActorCritic", "Batch", "Policy", "ValueHead"]
+__all__ = ["HF_ARGS", "ActorCritic", "Batch", "Policy", "ValueHead", "zero_dropout"]

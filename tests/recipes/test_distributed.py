@@ -18,10 +18,15 @@ import pytest
 pytest.importorskip("torch.distributed")
 
 
-def _launch(nproc: int, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _launch(nproc: int, *argv: str, cwd: Path, plugins: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    extra = [a for p in plugins for a in ("--plugin", p)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "harness.cli", "train", *argv]
+           "-m", "harness.cli", *extra, "train", *argv]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -70,3 +75,25 @@ def test_sft_then_rl_on_two_processes(tiny_llama: Path, tmp_path: Path) -> None:
     steps = sorted((r["training"]["recipe"], r["split"]) for r in records if r["training"]["processes"] == 2)
     assert steps == [("rl", "id"), ("rl", "ood-rule"), ("sft", "id"), ("sft", "ood-rule")]
     assert len(_summaries(rl.stdout)) == 1
+
+
+@pytest.mark.parametrize("rollout", ["episodes", "streams"])
+def test_rl_with_uneven_episode_lengths_does_not_hang(tiny_llama: Path, tmp_path: Path, rollout: str) -> None:
+    """Process 0's episodes last 1 turn, process 1's 2-4 (tests/recipes/varlen_task.py): different numbers
+    of rollout rounds, turns and minibatches on the two processes. Every process must still make the same
+    collective calls (lock-step rounds, padded minibatches); a mismatch hangs or crashes gloo. Checkpoints
+    are evaluated after training, so no process waits at a barrier while the main one evaluates."""
+    mode = "turns_per_update=6" if rollout == "streams" else "n_envs=3"
+    rl = _launch(2, "--recipe", "rl", "--model", str(tiny_llama), "--task", "varlen", "--steps", "3",
+                 "--out", str(tmp_path / "rl"), "--output", str(tmp_path / "runs"), "--eval-episodes", "2",
+                 "--max-tokens", "4", "--recipe-args",
+                 f"{mode},n_envs=3,minibatch=2,micro_batch=1,epochs=2,max_new_tokens=6,checkpoints=2,log_every=0",
+                 cwd=tmp_path, plugins=("tests.recipes.varlen_task",))
+    assert rl.returncode == 0, rl.stderr[-3000:]
+    (summary,) = _summaries(rl.stdout)
+    assert summary["steps"] == 3 and [c["step"] for c in summary["checkpoints"]] == [2, 3]
+    assert all(c["success"] for c in summary["checkpoints"])  # evaluated once training was over
+    # the two processes really did uneven work: 3 one-turn episodes on one, 6-12 turns on the other
+    assert summary["final"]["episodes"] >= 4
+    info = _info(tmp_path / "rl" / "step-000003")
+    assert info["processes"] == 2 and info["trained_tokens"] > 0
