@@ -47,8 +47,14 @@ _EXTRA_PLUGINS: list[str] = []
 def registry() -> Registry:
     global _REGISTRY
     if _REGISTRY is None:
-        _REGISTRY = load_registry(_EXTRA_PLUGINS)
+        _REGISTRY = load_registry(_EXTRA_PLUGINS, strict=not _LENIENT)
+        from harness.leaderboard import schema as board_schema
+
+        board_schema.PLUGIN_BOARDS = dict(_REGISTRY.boards)
     return _REGISTRY
+
+
+_LENIENT = False  # `harness plugins` and --help must work whatever a plugin does
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -357,22 +363,26 @@ def tasks_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command("plugins")
 def plugins_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List plugins: module, distribution, version and what each registered."""
+    """List plugins: module, distribution, version, the hooks each implements, what it registered (tasks,
+    backends, models, recipes, boards; observers and CLI commands as hooks), and what was disabled and why."""
     reg = registry()
     rows = [{"plugin": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,
-             "registered": p.registered, "error": p.error} for p in reg.plugins]
+             "hooks": p.hooks, "registered": p.registered, "status": "disabled" if p.disabled else "ok",
+             "error": p.error} for p in reg.plugins]
     if as_json:
         out.print_json(json.dumps(rows))
         return
     table = Table(title="plugins")
-    for col in ("plugin", "module", "distribution", "registered"):
+    for col in ("plugin", "module", "distribution", "registered", "status"):
         table.add_column(col)
     for r in rows:
-        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
-        if r["error"]:
-            what = f"[red]{r['error']}[/]" + (f"; {what}" if what else "")
+        what = [f"{k}: {', '.join(v)}" for k, v in r["registered"].items()]
+        what += [{"harness_run_finished": "run observer", "harness_cli": "CLI commands"}[h] for h in r["hooks"]
+                 if h in ("harness_run_finished", "harness_cli")]
+        status = escape(r["status"] + (f": {r['error']}" if r["error"] else ""))
         dist = f"{r['distribution']} {r['version']}" if r["distribution"] else "(--plugin)"
-        table.add_row(r["plugin"], r["module"], dist, what or "-")
+        table.add_row(escape(r["plugin"]), escape(r["module"]), escape(dist), escape("; ".join(what)) or "-",
+                      f"[red]{status}[/]" if r["error"] else status)
     out.print(table)
 
 
@@ -453,12 +463,13 @@ def _plugins_from_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global _REGISTRY
+    global _REGISTRY, _LENIENT
     warnings.showwarning = _show_warning
     args = list(sys.argv[1:] if argv is None else argv)
     mods, args = _plugins_from_argv(args)
     _EXTRA_PLUGINS[:] = mods
     _REGISTRY = None
+    _LENIENT = not args or args[0] in ("plugins", "--help", "-h", "--version") or "--help" in args
     try:
         reg = registry()
     except PluginError as exc:

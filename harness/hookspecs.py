@@ -44,3 +44,9 @@ def harness_run_finished(run: Mapping[str, Any], run_dir: str) -> None:
 def harness_cli(app: Any, groups: Mapping[str, Any]) -> None:
     """Add commands to the CLI: ``app`` is the root typer app, ``groups`` its sub-apps by name
     (``models``, ``runs``, ``leaderboard``, ``plot``)."""
+
+
+@hookspec
+def harness_boards() -> Sequence[str]:  # type: ignore[empty-body]
+    """Return paths of leaderboard TOML files this plugin ships; ``harness leaderboard show NAME`` finds them
+    by file name (after ./leaderboards and the boards bundled with harness)."""

@@ -226,8 +226,11 @@ def board_dirs(cwd: Path | None = None) -> list[Path]:
     return out
 
 
+PLUGIN_BOARDS: dict[str, Path] = {}  # name -> file, from plugins' harness_boards hook (set by the CLI)
+
+
 def find_board(ref: str | Path, cwd: Path | None = None) -> Path:
-    """A board by path, or by name in :func:`board_dirs`."""
+    """A board by path, or by name in :func:`board_dirs`, then among the boards plugins ship."""
     p = Path(ref)
     if p.suffix == ".toml" or p.is_file():
         if p.is_file():
@@ -237,5 +240,7 @@ def find_board(ref: str | Path, cwd: Path | None = None) -> Path:
         cand = d / f"{ref}.toml"
         if cand.is_file():
             return cand
-    known = sorted({f.stem for d in board_dirs(cwd) for f in d.glob("*.toml")})
+    if str(ref) in PLUGIN_BOARDS:
+        return PLUGIN_BOARDS[str(ref)]
+    known = sorted({f.stem for d in board_dirs(cwd) for f in d.glob("*.toml")} | set(PLUGIN_BOARDS))
     raise BoardError(f"no board named {str(ref)!r}; known boards: {', '.join(known) or '(none)'}")

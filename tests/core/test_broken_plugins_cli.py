@@ -1,4 +1,4 @@
-"""Broken third-party plugins: the CLI names each one and carries on with the rest."""
+"""Broken third-party plugins: named, isolated, and never able to take `harness plugins` or --help down."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ PLUGINS = {
         "def harness_backends():\n"
         "    return ['not a BackendSpec']\n"
     ),
+    "noisy.py": "print('plugin says hi')\n",
+    "exits.py": "import sys\nsys.exit(4)\n",
 }
 
 
@@ -30,27 +32,33 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=tmp_path, timeout=60)
 
 
-def test_import_error_and_malformed_specs_are_named_and_skipped(tmp_path: Path) -> None:
-    res = _cli(tmp_path, "--plugin", "raises_on_import", "--plugin", "malformed_specs", "--plugin",
-               "harness_toy.plugin", "eval", "--model", "oracle", "--task", "toy-add", "-n", "5", "-o",
-               str(tmp_path / "runs"), "--json")
-    assert res.returncode == 0, res.stderr
+def test_a_named_plugin_that_fails_is_an_error_and_malformed_specs_are_skipped(tmp_path: Path) -> None:
+    res = _cli(tmp_path, "--plugin", "raises_on_import", "--plugin", "harness_toy.plugin", "tasks")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
     err = " ".join(res.stderr.split())
     assert "raises_on_import" in err and "exploded while importing" in err
-    assert "malformed_specs" in err and "BackendSpec" in err
-    assert json.loads(res.stdout)["episodes_ok"] == 5
-
-
-def test_duplicate_name_is_a_clear_error(tmp_path: Path) -> None:
-    res = _cli(tmp_path, "--plugin", "harness_toy.plugin", "--plugin", "duplicate_task", "tasks")
-    assert res.returncode == 2
+    res = _cli(tmp_path, "--plugin", "malformed_specs", "--plugin", "noisy", "--plugin", "harness_toy.plugin", "eval",
+               "--model", "oracle", "--task", "toy-add", "-n", "5", "-o", str(tmp_path / "runs"), "--json")
+    assert res.returncode == 0, res.stderr
     err = " ".join(res.stderr.split())
-    assert "toy-add" in err and "harness_toy.plugin" in err and "duplicate_task" in err
-    assert "Traceback" not in res.stderr
+    assert "malformed_specs" in err and "BackendSpec" in err and "plugin says hi" in err
+    assert json.loads(res.stdout)["episodes_ok"] == 5  # a plugin's print never corrupts --json
 
 
-def test_plugins_listing_shows_the_errors(tmp_path: Path) -> None:
-    res = _cli(tmp_path, "--plugin", "raises_on_import", "plugins", "--json")
-    assert res.returncode == 0
-    info = next(p for p in json.loads(res.stdout) if p["plugin"] == "raises_on_import")
-    assert "exploded while importing" in info["error"]
+def test_a_duplicate_name_disables_the_later_plugin(tmp_path: Path) -> None:
+    res = _cli(tmp_path, "--plugin", "harness_toy.plugin", "--plugin", "duplicate_task", "tasks", "--json")
+    assert res.returncode == 0, res.stderr
+    err = " ".join(res.stderr.split())
+    assert "toy-add" in err and "harness_toy.plugin" in err and "duplicate_task" in err and "disabled" in err
+    assert "toy-add" in {t["task"] for t in json.loads(res.stdout)}
+
+
+def test_plugins_listing_and_help_always_work(tmp_path: Path) -> None:
+    res = _cli(tmp_path, "--plugin", "raises_on_import", "--plugin", "exits", "plugins", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {p["plugin"]: p for p in json.loads(res.stdout)}
+    assert "exploded while importing" in rows["raises_on_import"]["error"]
+    assert "SystemExit: 4" in rows["exits"]["error"] and rows["exits"]["status"] == "disabled"
+    assert rows["generalpoints"]["registered"]["tasks"] == ["gp-l", "gp-vl"]
+    res = _cli(tmp_path, "--plugin", "exits", "--help")
+    assert res.returncode == 0 and "eval" in res.stdout

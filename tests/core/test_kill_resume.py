@@ -49,7 +49,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
             partial_kills += 0 < done < 120
         final = _metrics(_harness(*model, "--resume", out=out))
         assert final == reference
-        (run_dir,) = out.iterdir()
+        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]  # beside the runs index
         lines = (run_dir / "samples.jsonl").read_bytes().splitlines()
         idx = [orjson.loads(x)["index"] for x in lines]
         assert sorted(idx) == list(range(120)), "no episode lost or duplicated"
