@@ -6,27 +6,37 @@ Plugins are loaded before the command line is parsed, so plugins can add command
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.checks import ConfigError
+from harness.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console, fail, out
+from harness.escaping import markup
 from harness.plugins import PluginError, PluginWarning, Registry, load_registry
-from harness.runner import EvalConfig, RunExistsError, Runner, format_metric, run_dir_for
+from harness.runlock import RunLockedError
+from harness.runner import (
+    EvalConfig,
+    RunExistsError,
+    RunFailed,
+    RunInterrupted,
+    Runner,
+    format_metric,
+    run_dir_for,
+)
+from harness.store import redact
 from harness.types import GenParams, MetricSpec
-
-console = Console(stderr=True)
-out = Console()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Evaluate and post-train models on generalisation tasks (GeneralPoints, V-IRL).")
@@ -55,11 +65,6 @@ def registry() -> Registry:
 
 
 _LENIENT = False  # `harness plugins` and --help must work whatever a plugin does
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 def parse_kv(text: str | None, what: str) -> dict[str, Any]:
@@ -109,7 +114,24 @@ def _coerce(value: str) -> Any:
 def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
     label = "plugin warning" if issubclass(category, PluginWarning) else category.__name__
-    console.print(f"[yellow]{label}:[/] {escape(str(message))}", highlight=False)
+    console.print(f"[yellow]{markup(label)}:[/] {markup(str(message))}", highlight=False)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a job scheduler, ``kill``) ends a run like Ctrl-C: recorded as interrupted, not lost."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------------------------------ eval
@@ -143,7 +165,12 @@ def eval_cmd(
     max_connections: Annotated[int, typer.Option(min=1, help="Concurrent episodes for API backends.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ) -> None:
-    """Evaluate a model on a task split and record the run."""
+    """Evaluate a model on a task split and record the run.
+
+    Exit status: 0 every run complete; 1 a run failed (episodes failed, or an error stopped it); 2 bad
+    arguments or a run that may not be continued; 130 interrupted."""
+    from harness.fingerprint import FingerprintError, identify_model
+
     reg = registry()
     try:
         spec = reg.task(task)
@@ -163,40 +190,55 @@ def eval_cmd(
         params = GenParams(**gen)
     except TypeError as exc:
         raise fail(f"--gen-args: {exc}; valid keys: temperature, max_tokens, top_p, seed") from None
+    except ValueError as exc:
+        raise fail(f"--gen-args: {exc}") from None
     targs = parse_kv(task_args, "--task-args")
     if data is not None:
         targs["data"] = str(data)
+    # Everything is checked before a backend starts or a run directory exists.
+    try:
+        identity = identify_model(backend_spec, margs)
+        cfgs = [EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
+                           model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
+                           task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
+                           max_connections=max_connections, model_identity=identity, task_version=spec.version)
+                for split_name in splits]
+    except (ConfigError, FingerprintError) as exc:
+        raise fail(str(exc)) from None
+    for cfg in cfgs:
+        try:
+            spec.new_env(cfg.split, verify_iter, **targs)
+        except Exception as exc:  # the task's own check of its arguments and data files
+            raise fail(f"task {task!r} rejected its arguments (--task-args/--data): "
+                       f"{type(exc).__name__}: {exc}") from None
 
-    console.print(f"[dim]model {model!r} ({how}: backend {backend_spec.name})[/]", highlight=False)
+    console.print(f"[dim]model {markup(repr(model))} ({markup(how)}: backend {markup(backend_spec.name)})[/]",
+                  highlight=False)
     try:
         backend = backend_spec.factory(margs)
+    except KeyboardInterrupt:
+        raise fail("interrupted while the backend was starting; nothing was recorded", EXIT_INTERRUPTED) from None
     except Exception as exc:
         hint = f" (install the extra: pip install 'harness[{backend_spec.extra}]')" if (
             backend_spec.extra and isinstance(exc, ImportError)) else ""
         raise fail(f"backend {backend_spec.name!r} could not start: {exc}{hint}") from None
     records = []
+    code = 0
     try:
-        for split_name in splits:
-            cfg = EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
-                             model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
-                             task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
-                             max_connections=max_connections, task_version=spec.version)
-            try:
+        with _sigterm_interrupts():
+            for cfg in cfgs:
                 result = _run_one(reg, spec, backend, cfg, output, resume, overwrite)
-            except (typer.Exit, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # a backend that cannot serve this task at all (e.g. text-only model)
-                if os.environ.get("HARNESS_DEBUG"):
-                    raise
-                raise fail(f"{type(exc).__name__}: {exc}\n(the run so far is saved; fix the cause and "
-                           "rerun with --resume; HARNESS_DEBUG=1 shows the traceback)") from None
-            records.append(result.record)
-            if not as_json:
-                _print_result(spec.metrics, result.record, result.run_dir)
+                records.append(result.record)
+                if result.record.get("status") != "complete":
+                    code = EXIT_FAILED
+                if not as_json:
+                    _print_result(spec.metrics, result.record, result.run_dir)
     finally:
         backend.close()
     if as_json:
         out.print_json(json.dumps(records if len(records) > 1 else records[0], default=str))
+    if code:
+        raise typer.Exit(code)
 
 
 def _display_name(model: str, how: str, margs: Mapping[str, Any]) -> str:
@@ -208,28 +250,46 @@ def _display_name(model: str, how: str, margs: Mapping[str, Any]) -> str:
 def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Path, resume: bool,
              overwrite: bool) -> Any:
     run_dir = run_dir_for(output, cfg)
-    stats = {"ok": 0, "solved": 0}
-    with Progress(TextColumn(f"[bold]{cfg.task}[/]/{cfg.split}"), BarColumn(), MofNCompleteColumn(),
+    stats = {"done": 0, "failed": 0, "solved": 0}
+    with Progress(TextColumn(f"[bold]{markup(cfg.task)}[/]/{markup(cfg.split)}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
                   disable=os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
         job = bar.add_task("eval", total=cfg.episodes, rate="")
         last = [0.0]
 
         def progress(done: int, total: int, rec: Mapping[str, Any] | None) -> None:
-            if rec is not None and rec.get("status") == "ok":
-                stats["ok"] += 1
+            if rec is not None:  # failed episodes count as unsolved, as in the record's success_rate
+                stats["done"] += 1
+                stats["failed"] += rec.get("status") != "ok"
                 stats["solved"] += bool(rec.get("success"))
             now = time.perf_counter()
             if now - last[0] > 0.1 or done == total:  # redraw at most 10x/s: the bar must not cost time
                 last[0] = now
-                rate = f"success {100 * stats['solved'] / stats['ok']:.1f}%" if stats["ok"] else ""
+                rate = f"success {100 * stats['solved'] / stats['done']:.1f}%" if stats["done"] else ""
+                if stats["failed"]:
+                    rate += f" [red]{stats['failed']} failed[/]"
                 bar.update(job, completed=done, rate=rate)
 
         runner = Runner(spec, backend, cfg, run_dir, progress=progress)
         try:
             result = runner.run(resume=resume, overwrite=overwrite)
-        except RunExistsError as exc:
+        except (RunExistsError, RunLockedError, ConfigError) as exc:
             raise fail(str(exc)) from None
+        except RunInterrupted as exc:
+            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+            raise fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED) from None
+        except RunFailed as exc:
+            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+            if os.environ.get("HARNESS_DEBUG"):
+                raise exc.error from None
+            raise fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows the "
+                       "traceback)", EXIT_FAILED) from None
+        except KeyboardInterrupt:  # before the run started writing: nothing recorded
+            raise fail("interrupted; nothing was recorded", EXIT_INTERRUPTED) from None
+        except Exception as exc:  # the task rejected its arguments when the runner built its env
+            if os.environ.get("HARNESS_DEBUG"):
+                raise
+            raise fail(f"{type(exc).__name__}: {exc}") from None
     reg.notify_run_finished(result.record, result.run_dir)
     return result
 
@@ -239,21 +299,22 @@ def _print_result(task_metrics: tuple[MetricSpec, ...], record: Mapping[str, Any
     from harness.types import MetricValue
 
     kinds = {m.name: m.kind for m in (*CORE_METRICS, *task_metrics)}
-    table = Table(title=f"{record['task']} / {record['split']}  -  {record['model']['name']}",
+    table = Table(title=markup(f"{record['task']} / {record['split']}  -  {record['model']['name']}"),
                   title_justify="left")
     table.add_column("metric")
     table.add_column("value [95% CI]", justify="right")
     table.add_column("n", justify="right")
     for name, m in record["metrics"].items():
         mv = MetricValue(**m)
-        table.add_row(name, format_metric(mv, kinds.get(name) in ("rate", "ratio")), str(mv.n))
+        table.add_row(markup(name), format_metric(mv, kinds.get(name) in ("rate", "ratio")), str(mv.n))
     out.print(table)
     tail = f"{record['episodes_ok']}/{record['episodes']} episodes ok"
     if record["episodes_failed"]:
-        tail += f", [red]{record['episodes_failed']} failed[/] (rerun with --resume to retry them)"
+        tail += (f", [red]{record['episodes_failed']} failed[/] (counted as unsolved in success_rate; rerun with "
+                 "--resume to retry them)")
         for reason, n in list(record["failure_reasons"].items())[:5]:
-            tail += f"\n  {n} x {reason}"
-    out.print(f"{tail}; {record['wall_time_s']:.2f} s; run: {run_dir}", highlight=False)
+            tail += f"\n  {n} x {markup(reason)}"
+    out.print(f"{tail}; {record['wall_time_s']:.2f} s; run: {markup(run_dir)}", highlight=False)
 
 
 # ----------------------------------------------------------------------------------------- train
@@ -281,8 +342,9 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Eval batch size.")] = 16,
 ) -> None:
     """Post-train a local model with a recipe; evaluate every checkpoint on ID and OOD splits."""
-    from harness.training import make_evaluator
-    from harness.types import TrainJob
+    from harness.fingerprint import FingerprintError, identify_model
+    from harness.training import default_out_dir, make_evaluator
+    from harness.types import MetricValue, TrainJob
 
     reg = registry()
     try:
@@ -297,13 +359,20 @@ def train_cmd(
     margs = {**alias_args, **parse_kv(model_args, "--model-args")}
     if "pretrained" not in margs:
         raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
-    out_dir = ckpt_dir or output / "train" / f"{recipe}_{task}_{Path(str(margs['pretrained'])).name}_s{seed}"
+    rargs = parse_kv(recipe_args, "--recipe-args")
+    try:
+        base_identity = identify_model(backend_spec, margs)
+    except (FingerprintError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    out_dir = ckpt_dir or default_out_dir(output, recipe=recipe, task=task, split=train_split, model_args=margs,
+                                          model_identity=base_identity, seed=seed, steps=steps, budget=budget,
+                                          recipe_args=rargs, verify_iter=verify_iter)
 
     def show(rec: Mapping[str, Any]) -> None:
         m = rec["metrics"]["success_rate"]
         step = (rec.get("training") or {}).get("step")
-        console.print(f"[dim]checkpoint step {step}: {rec['task']}/{rec['split']} success "
-                      f"{100 * m['value']:.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}][/]",
+        console.print(markup(f"checkpoint step {step}: {rec['task']}/{rec['split']} success "
+                             f"{format_metric(MetricValue(**m), True)} ({rec['status']})"), style="dim",
                       highlight=False)
 
     evaluate = make_evaluator(reg, task=spec, backend_name=backend_spec.name, model_args=margs,
@@ -312,7 +381,8 @@ def train_cmd(
                               batch_size=batch_size, on_result=show)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate launch
     by_flops = steps is None and budget is not None  # neither: the recipe's own step count (e.g. a preset)
-    with Progress(TextColumn(f"[bold]{recipe}[/] {task}/{train_split}"), BarColumn(), MofNCompleteColumn()
+    with Progress(TextColumn(f"[bold]{markup(recipe)}[/] {markup(task)}/{markup(train_split)}"), BarColumn(),
+                  MofNCompleteColumn()
                   if not by_flops else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
                   TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
                   disable=not main_process or os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
@@ -322,14 +392,21 @@ def train_cmd(
             done = min(float(s["flops"]), float(budget or 0)) if by_flops else s["step"]
             shown = {k: v for k, v in s.items()  # whatever numbers the recipe reports for its step
                      if k not in ("step", "flops") and isinstance(v, int | float) and not isinstance(v, bool)}
-            bar.update(bar_id, completed=done, stats=" ".join(f"{k} {v:.3g}" for k, v in shown.items()))
+            bar.update(bar_id, completed=done, stats=markup(" ".join(f"{k} {v:.3g}" for k, v in shown.items())))
 
         job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
                        out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
-                       verify_iter=verify_iter, eval_episodes=eval_episodes,
-                       recipe_args=parse_kv(recipe_args, "--recipe-args"), on_step=on_step)
+                       verify_iter=verify_iter, eval_episodes=eval_episodes, recipe_args=rargs, on_step=on_step)
         try:
-            summary = recipe_spec.run(job)
+            with _sigterm_interrupts():
+                summary = recipe_spec.run(job)
+        except RunInterrupted as exc:
+            raise fail(f"interrupted during a checkpoint evaluation: {exc.result.record['advice']}",
+                       EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt:
+            raise fail(f"training interrupted; checkpoints saved so far are in {out_dir}", EXIT_INTERRUPTED) from None
+        except RunFailed as exc:
+            raise fail(f"a checkpoint evaluation failed: {exc}\n{exc.result.record['advice']}", EXIT_FAILED) from None
         except (ValueError, FileNotFoundError, ImportError) as exc:
             raise fail(f"recipe {recipe!r}: {exc}") from None
     if main_process:
@@ -357,7 +434,7 @@ def tasks_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for r in rows:
         splits = "\n".join(f"{s['name']} ({s['distribution']})" + (f" = {', '.join(s['aliases'])}"
                            if s["aliases"] else "") for s in r["splits"])
-        table.add_row(r["task"], r["modality"], splits, str(r["verify_iter"]), r["description"])
+        table.add_row(*map(markup, (r["task"], r["modality"], splits, str(r["verify_iter"]), r["description"])))
     out.print(table)
 
 
@@ -379,9 +456,9 @@ def plugins_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         what = [f"{k}: {', '.join(v)}" for k, v in r["registered"].items()]
         what += [{"harness_run_finished": "run observer", "harness_cli": "CLI commands"}[h] for h in r["hooks"]
                  if h in ("harness_run_finished", "harness_cli")]
-        status = escape(r["status"] + (f": {r['error']}" if r["error"] else ""))
+        status = markup(r["status"] + (f": {r['error']}" if r["error"] else ""))
         dist = f"{r['distribution']} {r['version']}" if r["distribution"] else "(--plugin)"
-        table.add_row(escape(r["plugin"]), escape(r["module"]), escape(dist), escape("; ".join(what)) or "-",
+        table.add_row(markup(r["plugin"]), markup(r["module"]), markup(dist), markup("; ".join(what)) or "-",
                       f"[red]{status}[/]" if r["error"] else status)
     out.print(table)
 
@@ -392,7 +469,7 @@ def models_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
     if ctx.invoked_subcommand is not None:
         return
     reg = registry()
-    aliases = [{"name": a.name, "backend": a.backend, "args": dict(a.model_args), "description": a.description}
+    aliases = [{"name": a.name, "backend": a.backend, "args": redact(a.model_args), "description": a.description}
                for a in sorted(reg.models.values(), key=lambda a: a.name)]
     backends = [{"name": b.name, "description": b.description, "extra": b.extra}
                 for b in sorted(reg.backends.values(), key=lambda b: b.name)]
@@ -403,14 +480,14 @@ def models_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
     for col in ("alias", "backend", "arguments", "description"):
         table.add_column(col)
     for a in aliases:
-        table.add_row(a["name"], a["backend"], ", ".join(f"{k}={v}" for k, v in a["args"].items()),
-                      a["description"])
+        args = ", ".join(f"{k}={v}" for k, v in a["args"].items())
+        table.add_row(markup(a["name"]), markup(a["backend"]), markup(args), markup(a["description"]))
     out.print(table)
     table = Table(title="backends (usable as --model NAME --model-args ...)")
     for col in ("backend", "extra", "description"):
         table.add_column(col)
     for b in backends:
-        table.add_row(b["name"], b["extra"] or "-", b["description"])
+        table.add_row(markup(b["name"]), markup(b["extra"] or "-"), markup(b["description"]))
     out.print(table)
 
 
@@ -482,8 +559,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_with(message: str) -> int:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return 2
+    fail(message)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -13,27 +13,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from harness import index
+from harness import index, store
 from harness import leaderboard as lb
-
-console = Console(stderr=True)
-out = Console()
+from harness.console import console, fail, out
+from harness.escaping import json_text, markup
 
 RunsOpt = Annotated[Path, typer.Option("--runs", "--output", "-o", help="Runs root directory.")]
 DEFAULT_RUNS = Path("runs")
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
+_fail = fail
 
 
 def _report_skipped(report: index.ScanReport) -> None:
     for path, why in report.skipped:
-        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+        console.print(f"[yellow]skipped[/] {markup(path)}: {markup(why)}", highlight=False)
 
 
 def _board(ref: str) -> lb.Board:
@@ -53,13 +49,13 @@ def _table(ref: str, runs: Path) -> lb.BoardTable:
 def _when(ts: Any) -> str:
     try:
         return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError, OSError):
+    except (TypeError, ValueError, OSError, OverflowError):
         return "-"
 
 
 def _success(run: index.IndexedRun) -> str:
     m = run.metrics.get("success_rate")
-    if not isinstance(m, Mapping) or m.get("value") is None:
+    if not isinstance(m, Mapping) or not isinstance(m.get("value"), int | float):
         return "-"
     return f"{100 * float(m['value']):.1f}%"
 
@@ -87,15 +83,16 @@ def runs_list(
                  "status": r.status, "finished": r.finished, "metrics": dict(r.metrics)} for r in runs]
         out.print_json(json.dumps(rows, default=str))
         return
-    t = Table(title=f"runs in {output}", caption=f"{len(runs)} run(s)", caption_justify="left")
+    t = Table(title=markup(f"runs in {output}"), caption=f"{len(runs)} run(s)", caption_justify="left")
     # a run id is <task>_<split>_<model>_<hash>: the hash alone identifies it (`runs show HASH`)
     for col in ("id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status", "finished"):
         t.add_column(col, justify="right" if col in ("episodes", "success", "flops") else "left",
                      overflow="fold", min_width={"model": 12, "id": 10, "success": 6}.get(col))
     for r in runs:
-        t.add_row(r.run_id.rsplit("_", 1)[-1], r.task, r.split, r.model, r.recipe or "-",
-                  "-" if r.flops is None else f"{r.flops:.3g}", str(r.episodes if r.episodes is not None else "-"),
-                  _success(r), r.status or "-", _when(r.finished))
+        cells = (r.run_id.rsplit("_", 1)[-1], r.task, r.split, r.model, r.recipe or "-",
+                 "-" if r.flops is None else f"{r.flops:.3g}", str(r.episodes if r.episodes is not None else "-"),
+                 _success(r), r.status or "-", _when(r.finished))
+        t.add_row(*(markup(c, newlines=False) for c in cells))
     out.print(t)
 
 
@@ -113,7 +110,7 @@ def runs_show(
         raise _fail(f"no run {run_id!r} in {output}")
     if len(runs) > 1:
         raise _fail(f"{run_id!r} matches {len(runs)} runs: " + ", ".join(r.run_id for r in runs[:10]))
-    console.print(f"[dim]{runs[0].run_dir}[/]", highlight=False)
+    console.print(f"[dim]{markup(runs[0].run_dir)}[/]", highlight=False)
     out.print_json(json.dumps(dict(runs[0].record), default=str))
 
 
@@ -123,8 +120,8 @@ def runs_reindex(output: RunsOpt = DEFAULT_RUNS) -> None:
         raise _fail(f"no runs directory {output}")
     report = index.rebuild(output)
     _report_skipped(report)
-    out.print(f"indexed {report.indexed} run(s), removed {report.removed} stale row(s), "
-              f"skipped {len(report.skipped)}; index: {index.index_path(output)}", highlight=False)
+    out.print(markup(f"indexed {report.indexed} run(s), removed {report.removed} stale row(s), "
+                     f"skipped {len(report.skipped)}; index: {index.index_path(output)}"), highlight=False)
 
 
 # ---------------------------------------------------------------------------------------- leaderboard
@@ -132,13 +129,19 @@ def runs_reindex(output: RunsOpt = DEFAULT_RUNS) -> None:
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, md, csv, html or json.")]
 
 
-def _emit(text: str, dest: Path | None) -> None:
+def _emit(text: str, dest: Path | None, fmt: str = "") -> None:
+    """Rendered text to stdout (renderers escape what they embed; JSON gets its terminal-unsafe characters
+    as \\u escapes) or, atomically, to ``dest``: a full disk never leaves half a file in place."""
     if dest is None:
+        text = json_text(text) if fmt == "json" else text
         out.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text, encoding="utf-8")
-    console.print(f"wrote {dest}", highlight=False)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        store.write_text_atomic(dest, text)
+    except OSError as exc:
+        raise _fail(f"cannot write {dest}: {exc.strerror or exc}; nothing was changed there") from None
+    console.print(f"wrote {markup(dest)}", highlight=False)
 
 
 def board_show(
@@ -155,9 +158,10 @@ def board_show(
         out.print(lb.to_rich(table))
         return
     try:
-        _emit(lb.render(table, fmt), dest)
+        text = lb.render(table, fmt)
     except lb.BoardError as exc:
         raise _fail(str(exc)) from None
+    _emit(text, dest, fmt)
 
 
 def _side(ref: str, board: str | None, runs: Path) -> lb.BoardTable:
@@ -185,6 +189,8 @@ def board_compare(
     dest: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Two boards, run sets or published tables side by side, with deltas and significance."""
+    if not 0 < alpha < 1:
+        raise _fail(f"--alpha must be between 0 and 1, got {alpha}")
     ta, tb = _side(a, board, runs), _side(b, board, runs)
     try:
         cmp = lb.compare(ta, tb, alpha=alpha)
@@ -195,7 +201,7 @@ def board_compare(
     elif fmt in ("md", "markdown", "table"):
         _emit(lb.comparison_to_markdown(cmp), dest)
     elif fmt == "json":
-        _emit(lb.comparison_to_json(cmp), dest)
+        _emit(lb.comparison_to_json(cmp), dest, "json")
     else:
         raise _fail(f"compare formats: table, md, json (not {fmt!r})")
 
@@ -209,8 +215,12 @@ def board_publish(
     spec = _board(board)
     if not runs.is_dir():
         raise _fail(f"no runs directory {runs} (pass --runs ROOT)")
-    path = lb.publish(spec, runs, dest)
-    out.print(f"wrote {path}", highlight=False)
+    try:
+        path = lb.publish(spec, runs, dest)
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename or dest}: {exc.strerror or exc}; the published table is "
+                    "unchanged") from None
+    out.print(f"wrote {markup(path)}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------- plot
@@ -235,8 +245,10 @@ def plot_compute_cmd(
         paths = plot.plot_compute(table, dest, log_x=log_x)
     except plot.PlotError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename or dest}: {exc.strerror or exc}") from None
     for p in paths:
-        out.print(f"wrote {p}", highlight=False)
+        out.print(f"wrote {markup(p)}", highlight=False)
 
 
 def plot_column_cmd(
@@ -257,8 +269,10 @@ def plot_column_cmd(
         paths = plot.plot_column(table, column, target, kind=kind, log_x=log_x)
     except plot.PlotError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename or dest}: {exc.strerror or exc}") from None
     for p in paths:
-        out.print(f"wrote {p}", highlight=False)
+        out.print(f"wrote {markup(p)}", highlight=False)
 
 
 _REGISTERED: set[int] = set()

@@ -4,15 +4,19 @@ One index per runs root, at ``<root>/index.sqlite``; a run directory ``<root>/<n
 parent's index. The index is a cache: every row can be rebuilt from the ``run.json`` files, so a schema
 change simply rebuilds it. Writers use WAL mode, a busy timeout and ``INSERT OR REPLACE`` keyed by
 (run_id, run_dir), each upsert in its own short ``BEGIN IMMEDIATE`` transaction, so several processes can
-index at once without losing a row. A record that cannot be read (torn, not JSON, missing its identity
-fields) is reported and skipped, never fatal.
+index at once without losing a row. A record that cannot be read (torn, not JSON, a field of the wrong
+type) is reported with the file and the field and skipped, never fatal. An index file that is corrupt or
+not a harness index is moved aside (``index.sqlite.corrupt-<time>``) and rebuilt from the records.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from harness import store
+from harness.runlock import is_live
 
 INDEX_FILE = "index.sqlite"
 RECORD_FILE = "run.json"
@@ -48,6 +55,14 @@ class IndexSchemaError(Exception):
 
 class RecordError(ValueError):
     """A run record that cannot be indexed; the message says why."""
+
+
+class IndexWarning(UserWarning):
+    """The index file was unusable and has been moved aside and rebuilt."""
+
+
+class _CorruptIndex(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -105,14 +120,57 @@ def index_path(root: Path | str) -> Path:
 # ------------------------------------------------------------------------------------------ connection
 
 
+_FOREIGN = ("no such column", "has no column", "already exists", "malformed", "not a database")
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    """A damaged file, or a database that is not a harness index (someone else's tables under its name)."""
+    if isinstance(exc, _CorruptIndex):
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    return (getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+            or any(m in str(exc) for m in _FOREIGN))
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _retry(lambda: _ensure_schema(conn))
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        if not {*_COLUMNS, "indexed_at"} <= columns:
+            raise _CorruptIndex("its 'runs' table is not the harness's")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _quarantine(path: Path, why: BaseException) -> None:
+    """Move an unusable index (and its WAL files) aside; it is a cache, rebuilt from the run records."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):  # another process moved it first
+        os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
+    warnings.warn(f"{path} was unusable ({why}); moved to {aside.name} and rebuilt from the run records",
+                  IndexWarning, stacklevel=4)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    _retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-    conn.execute("PRAGMA synchronous = NORMAL")
-    _retry(lambda: _ensure_schema(conn))
-    return conn
+    try:
+        return _open(path)
+    except (sqlite3.DatabaseError, _CorruptIndex) as exc:
+        if not _is_corrupt(exc):
+            raise
+        _quarantine(path, exc)
+    return _open(path)
 
 
 def _retry(fn: Any, attempts: int = 50) -> Any:
@@ -134,8 +192,15 @@ def _version(conn: sqlite3.Connection) -> int | None:
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return None
-        raise
-    return int(row[0]) if row else 0
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise _CorruptIndex(f"not a harness index: {exc}") from None
+    if not row:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise _CorruptIndex(f"its schema version {row[0]!r} is not a number") from None
 
 
 def _ensure_schema(conn: sqlite3.Connection) -> None:
@@ -192,7 +257,60 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     return record
 
 
+_INT64 = 2**63
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_problem(value: Any, kind: str) -> str | None:
+    """None when ``value`` is of ``kind`` (str, int, num, obj; each also admits null), else what it is."""
+    if value is None:
+        return None
+    if kind == "str" and isinstance(value, str):
+        return None
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64:
+        return None
+    if kind == "num" and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return None
+    if kind == "obj" and isinstance(value, Mapping):
+        return None
+    noun = {"str": "text", "int": "an integer (64-bit)", "num": "a finite number", "obj": "an object"}[kind]
+    return f"must be {noun} or null, got {_short(value)}"
+
+
+_RECORD_FIELDS = {
+    "distribution": "str", "status": "str", "advice": "str", "error": "str", "git_commit": "str",
+    "seed": "int", "episodes": "int", "episodes_ok": "int", "episodes_failed": "int", "verify_iter": "int",
+    "batch_size": "int", "schema_version": "int", "created": "num", "finished": "num", "wall_time_s": "num",
+    "identity": "obj", "gen": "obj", "task_args": "obj", "tokens": "obj", "versions": "obj",
+    "failure_reasons": "obj", "metrics": "obj", "training": "obj"}
+_MODEL_FIELDS = {"backend": "str", "args": "obj", "identity": "obj"}
+_TRAINING_FIELDS = {"recipe": "str", "base_model": "str", "root_model": "str", "base_recipe": "str",
+                    "base_checkpoint": "str", "task": "str", "split": "str", "flops": "num", "base_flops": "num",
+                    "step": "int", "seed": "int", "created": "num"}
+_METRIC_FIELDS = {"value": "num", "ci_low": "num", "ci_high": "num", "n": "int"}
+
+
+def training_problem(info: Any) -> str | None:
+    """What is wrong with a training-information object (a record's ``training``, or the file a recipe
+    writes beside a checkpoint), or None."""
+    if not isinstance(info, Mapping):
+        return f"training information must be a JSON object, got {type(info).__name__}"
+    for key, kind in _TRAINING_FIELDS.items():
+        why = _type_problem(info.get(key), kind)
+        if why:
+            return f"field '{key}' {why}"
+    for key in ("flops", "base_flops"):
+        if isinstance(info.get(key), int | float) and info[key] < 0:
+            return f"field '{key}' must not be negative, got {info[key]}"
+    return None
+
+
 def validate(record: Any, where: Path | str = "record") -> None:
+    """Check every field the harness reads from a run record; :class:`RecordError` names file and field."""
     if not isinstance(record, Mapping):
         raise RecordError(f"{where}: a run record must be a JSON object, got {type(record).__name__}")
     missing = [k for k in ("run_id", "task", "split") if not isinstance(record.get(k), str)]
@@ -200,23 +318,40 @@ def validate(record: Any, where: Path | str = "record") -> None:
     if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
         missing.append("model.name")
     if missing:
-        raise RecordError(f"{where}: record lacks {', '.join(missing)}")
-    if record.get("metrics") is not None and not isinstance(record["metrics"], Mapping):
-        raise RecordError(f"{where}: 'metrics' must be an object")
-    if record.get("training") is not None and not isinstance(record["training"], Mapping):
-        raise RecordError(f"{where}: 'training' must be an object or null")
+        raise RecordError(f"{where}: record lacks {', '.join(missing)} (or they are not text)")
+    for key, kind in _RECORD_FIELDS.items():
+        why = _type_problem(record.get(key), kind)
+        if why:
+            raise RecordError(f"{where}: field '{key}' {why}")
+    for key, kind in _MODEL_FIELDS.items():
+        why = _type_problem(model.get(key), kind)
+        if why:
+            raise RecordError(f"{where}: field 'model.{key}' {why}")
+    for name, m in (record.get("metrics") or {}).items():
+        if not isinstance(m, Mapping):
+            raise RecordError(f"{where}: field 'metrics.{name}' must be an object, got {_short(m)}")
+        for key, kind in _METRIC_FIELDS.items():
+            why = _type_problem(m.get(key), kind)
+            if why:
+                raise RecordError(f"{where}: field 'metrics.{name}.{key}' {why}")
+        if isinstance(m.get("n"), int) and m["n"] < 0:
+            raise RecordError(f"{where}: field 'metrics.{name}.n' must not be negative")
+    for reason, n in (record.get("failure_reasons") or {}).items():
+        if _type_problem(n, "int"):
+            raise RecordError(f"{where}: field 'failure_reasons' must map reasons to counts, got {_short(n)} "
+                              f"for {_short(reason)}")
+    if record.get("training") is not None:
+        why = training_problem(record["training"])
+        if why:
+            raise RecordError(f"{where}: 'training': {why}")
 
 
 def _num(value: Any) -> float | None:
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        return None
+    return None if value is None else float(value)
 
 
 def _int(value: Any) -> int | None:
-    v = _num(value)
-    return None if v is None else int(v)
+    return None if value is None else int(value)
 
 
 def _row(record: Mapping[str, Any], run_dir: Path, mtime_ns: int | None) -> tuple[Any, ...]:
@@ -226,7 +361,7 @@ def _row(record: Mapping[str, Any], run_dir: Path, mtime_ns: int | None) -> tupl
             model["name"], model.get("backend"), training.get("recipe"), _num(training.get("flops")),
             _int(record.get("seed")), _int(record.get("episodes")), _int(record.get("episodes_ok")),
             record.get("status"), _num(record.get("created")), _num(record.get("finished")), mtime_ns,
-            orjson.dumps(record, default=str))
+            store.dumps(record))
 
 
 _UPSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}, indexed_at) "
@@ -259,8 +394,12 @@ def index_run(run_dir: Path | str, record: Mapping[str, Any] | None = None) -> I
     else:
         validate(record, run_dir / RECORD_FILE)
     row = _row(record, run_dir, _mtime(run_dir))
-    with connect(run_dir.parent) as conn:
-        _upsert(conn, [row])
+
+    def upsert() -> None:
+        with connect(run_dir.parent) as conn:
+            _upsert(conn, [row])
+
+    _recovering(run_dir.parent, upsert)
     return _from_row(dict(zip(_COLUMNS, row, strict=True)), run_dir.parent)
 
 
@@ -272,6 +411,10 @@ def sync(root: Path | str, *, full: bool = False) -> ScanReport:
     """Bring the index in line with the run.json files under ``root``: index new or changed records
     (by modification time; ``full`` re-reads all), drop rows whose record is gone."""
     root = Path(root).resolve()
+    return _recovering(root, lambda: _sync(root, full=full))
+
+
+def _sync(root: Path, *, full: bool = False) -> ScanReport:
     report = ScanReport()
     with connect(root) as conn:
         known = {name: mtime for name, mtime in conn.execute("SELECT run_dir, mtime_ns FROM runs")}
@@ -314,14 +457,35 @@ def rebuild(root: Path | str) -> ScanReport:
 # --------------------------------------------------------------------------------------------- query
 
 
+KILLED_ADVICE = ("its process is gone (killed, or the machine stopped); rerun the same command with --resume "
+                 "to continue")
+
+
 def _from_row(row: Mapping[str, Any], root: Path) -> IndexedRun:
     record = row["record"]
+    record = orjson.loads(record) if isinstance(record, bytes | str) else dict(record)
+    status = row["status"]
+    run_dir = root / row["run_dir"]
+    if status == "running" and not is_live(run_dir):  # nobody holds the run's lock: it was killed
+        status = "interrupted"
+        record = {**record, "status": status, "advice": KILLED_ADVICE}
     return IndexedRun(
-        run_id=row["run_id"], run_dir=root / row["run_dir"], task=row["task"], split=row["split"],
+        run_id=row["run_id"], run_dir=run_dir, task=row["task"], split=row["split"],
         distribution=row["distribution"], model=row["model"], backend=row["backend"], recipe=row["recipe"],
         flops=row["flops"], seed=row["seed"], episodes=row["episodes"], episodes_ok=row["episodes_ok"],
-        status=row["status"], created=row["created"], finished=row["finished"],
-        record=orjson.loads(record) if isinstance(record, bytes | str) else record)
+        status=status, created=row["created"], finished=row["finished"], record=record)
+
+
+def _recovering(root: Path, fn: Any) -> Any:
+    """Run ``fn()``; if the index turns out corrupt mid-way, move it aside, rebuild it, and run it again."""
+    try:
+        return fn()
+    except sqlite3.DatabaseError as exc:
+        if not _is_corrupt(exc):
+            raise
+        _quarantine(index_path(root), exc)
+    _sync(root, full=True)
+    return fn()
 
 
 def query(root: Path | str, *, task: str | None = None, split: str | None = None, model: str | None = None,
@@ -346,20 +510,29 @@ def query(root: Path | str, *, task: str | None = None, split: str | None = None
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY COALESCE(finished, created, 0), run_id"
-    with connect(root) as conn:
-        conn.row_factory = sqlite3.Row
-        return [_from_row(dict(r), root) for r in conn.execute(sql, args)]
+
+    def select() -> list[IndexedRun]:
+        with connect(root) as conn:
+            conn.row_factory = sqlite3.Row
+            return [_from_row(dict(r), root) for r in conn.execute(sql, args)]
+
+    return _recovering(root, select)
 
 
 def count(root: Path | str) -> int:
-    with connect(root) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    root = Path(root).resolve()
+
+    def n() -> int:
+        with connect(root) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    return _recovering(root, n)
 
 
 def default_root() -> Path:
     return Path(os.environ.get("HARNESS_RUNS", "runs"))
 
 
-__all__ = ["INDEX_FILE", "SCHEMA_VERSION", "IndexSchemaError", "IndexedRun", "RecordError", "ScanReport",
-           "connect", "count", "default_root", "dotted_get", "index_path", "index_run", "journal_mode",
-           "query", "read_record", "rebuild", "sync", "validate"]
+__all__ = ["INDEX_FILE", "SCHEMA_VERSION", "IndexSchemaError", "IndexWarning", "IndexedRun", "RecordError",
+           "ScanReport", "connect", "count", "default_root", "dotted_get", "index_path", "index_run",
+           "journal_mode", "query", "read_record", "rebuild", "sync", "training_problem", "validate"]

@@ -8,12 +8,14 @@ the run's recipe), solid lines for in-distribution columns and dashed/dotted one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import index
+from harness import index, store
+from harness.escaping import plot_text
 from harness.leaderboard import Board, BoardTable, Column, RowSpec, aggregate
 
 _OOD_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
@@ -103,10 +105,14 @@ def _save(fig: Any, out: Path | str) -> list[Path]:
     out = Path(out)
     targets = [out] if out.suffix.lower() in (".png", ".svg", ".pdf") else [
         out.with_name(out.name + ".png"), out.with_name(out.name + ".svg")]
-    for t in targets:
-        t.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(t, dpi=150, bbox_inches="tight", metadata={"Date": None} if t.suffix == ".svg" else None)
-    plt.close(fig)
+    try:
+        for t in targets:
+            t.parent.mkdir(parents=True, exist_ok=True)
+            with store.atomic_path(t) as tmp:  # a full disk leaves the previous plot in place
+                fig.savefig(tmp, format=t.suffix.lower().lstrip("."), dpi=150, bbox_inches="tight",
+                            metadata={"Date": None} if t.suffix.lower() == ".svg" else None)
+    finally:
+        plt.close(fig)
     return targets
 
 
@@ -149,23 +155,23 @@ def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column
                 xs = [p.x for p in line]
                 ax.plot(xs, [k * p.y for p in line], linestyle=style, marker="o", markersize=3.5,
                         color=colors[s], linewidth=1.6)
-                if all(p.lo == p.lo and p.hi == p.hi for p in line):  # no NaN intervals
+                if all(math.isfinite(p.lo) and math.isfinite(p.hi) for p in line):  # no NaN intervals
                     ax.fill_between(xs, [k * p.lo for p in line], [k * p.hi for p in line], color=colors[s],
                                     alpha=0.12, linewidth=0)
         first = col_of[cols[0]]
-        ax.set_title(panel)
+        ax.set_title(plot_text(panel))
         ax.set_xlabel("training FLOPs")
-        ax.set_ylabel(f"{first.metric}{' (%)' if first.fmt() == 'pct' else ''}")
+        ax.set_ylabel(plot_text(f"{first.metric}{' (%)' if first.fmt() == 'pct' else ''}"))
         if log_x:
             ax.set_xscale("log")
         else:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colors[s], label=s, linewidth=2) for s in series]
-    handles += [Line2D([], [], color="0.3", linestyle=st, label=lab) for lab, st in styles.items()]
+    handles = [Line2D([], [], color=colors[s], label=plot_text(s), linewidth=2) for s in series]
+    handles += [Line2D([], [], color="0.3", linestyle=st, label=plot_text(lab)) for lab, st in styles.items()]
     fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.05 * (len(handles) // 7)))
-    fig.suptitle(title or table.title)
+    fig.suptitle(plot_text(title or table.title))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return _save(fig, out)
 
@@ -183,7 +189,7 @@ def plot_column(table: BoardTable, column: str | Column, out: Path | str, *, kin
     if kind != "bar":
         raise PlotError(f"unknown plot kind {kind!r}; kinds: bar, compute")
     rows = [(r.label, r.cells.get(col.key)) for r in table.rows]
-    rows = [(label, c) for label, c in rows if c is not None and c.value == c.value]
+    rows = [(label, c) for label, c in rows if c is not None and math.isfinite(c.value)]
     if not rows:
         raise PlotError(f"column {col.title!r} has no values on this board")
     k = _scale(col)
@@ -191,12 +197,13 @@ def plot_column(table: BoardTable, column: str | Column, out: Path | str, *, kin
     fig.set_size_inches(6.5, 0.9 + 0.38 * len(rows))
     ys = list(range(len(rows)))[::-1]
     vals = [k * c.value for _, c in rows]
-    err = [[k * (c.value - c.ci_low) if c.has_ci else 0.0 for _, c in rows],
-           [k * (c.ci_high - c.value) if c.has_ci else 0.0 for _, c in rows]]
+    # error bars never negative: intervals read back from disk may sit a hair on the wrong side of the value
+    err = [[max(0.0, k * (c.value - c.ci_low)) if c.has_ci else 0.0 for _, c in rows],
+           [max(0.0, k * (c.ci_high - c.value)) if c.has_ci else 0.0 for _, c in rows]]
     ax.barh(ys, vals, xerr=err, color="C0", alpha=0.8, capsize=3, error_kw={"linewidth": 1})
-    ax.set_yticks(ys, [label for label, _ in rows])
-    ax.set_xlabel(f"{col.metric}{' (%)' if col.fmt() == 'pct' else ''} [95% CI]")
-    ax.set_title(f"{table.title}: {col.title}")
+    ax.set_yticks(ys, [plot_text(label) for label, _ in rows])
+    ax.set_xlabel(plot_text(f"{col.metric}{' (%)' if col.fmt() == 'pct' else ''} [95% CI]"))
+    ax.set_title(plot_text(f"{table.title}: {col.title}"))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _save(fig, out)

@@ -163,19 +163,19 @@ def _user_aliases(path: Path) -> list[ModelAlias]:
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PluginError(f"{path}: not a readable TOML file: {exc}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PluginError(f"{path}: cannot be read as TOML: {exc}") from None
     models = data.get("models") or {}
     if not isinstance(models, dict):
-        raise PluginError(f"{path}: 'models' must be a table of [models.NAME] entries")
+        raise PluginError(f"{path}: 'models' must be a table of [models.NAME] sections")
     out = []
     for name, body in models.items():
         if not isinstance(body, dict):
-            raise PluginError(f"{path}: models.{name} must be a table")
+            raise PluginError(f"{path}: models.{name} must be a table (backend = \"...\" and its arguments)")
         body = dict(body)
         backend = body.pop("backend", None)
-        if not isinstance(backend, str) or not backend:
-            raise PluginError(f"{path}: model alias {name!r} needs a 'backend' key")
+        if not backend or not isinstance(backend, str):
+            raise PluginError(f"{path}: model alias {name!r} needs a 'backend' key naming a backend")
         desc = str(body.pop("description", "from " + str(path)))
         out.append(ModelAlias(name=name, backend=backend, model_args=body, description=desc))
     return out

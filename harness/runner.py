@@ -6,14 +6,23 @@ episode's next request goes into one batched ``generate`` call. Backends with ``
 APIs) get a sliding window of concurrent episodes instead, so one slow request holds up only its own
 episode. A finished episode is appended to samples.jsonl at once; ``resume`` skips finished episodes and
 retries failed ones.
+
+A run directory has one writer at a time (:mod:`harness.runlock`). Its record's ``status`` says what
+happened: ``running`` (a process holds the directory; shown as ``interrupted`` once that process is gone),
+``interrupted`` (Ctrl-C or SIGTERM), ``failed`` (episodes failed, or an error stopped the run; ``error``
+and ``advice`` say what and what to do) or ``complete``. Everything the run is configured with is checked
+before its directory is created (:meth:`EvalConfig.__post_init__`, and one env built from the task
+arguments), so a mistyped argument never leaves a run behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,8 +31,10 @@ from typing import Any
 import orjson
 
 from harness import store
+from harness.checks import ConfigError, check_args, check_int, check_value
 from harness.env import TextEnv
 from harness.metrics import aggregate
+from harness.runlock import RunLock
 from harness.types import (
     Backend,
     Completion,
@@ -37,8 +48,12 @@ from harness.types import (
     TaskSpec,
 )
 
-MAX_RECORDED_ANSWER = 100_000  # characters of a model answer kept in samples.jsonl
+MAX_RECORDED_ANSWER = 100_000  # characters of a model answer kept in samples.jsonl and in the history
+MAX_EPISODES = store.MAX_EPISODE_INDEX
 TRAINING_INFO_FILE = "harness-training.json"  # written by recipes beside a checkpoint
+SAMPLES_FILE = "samples.jsonl"
+REJECTED_FILE = "samples.rejected.jsonl"  # lines of samples.jsonl that were not valid records, kept aside
+RECORD_FILE = "run.json"
 
 
 def episode_seed(task: str, split: str, seed: int, index: int) -> int:
@@ -48,11 +63,34 @@ def episode_seed(task: str, split: str, seed: int, index: int) -> int:
 
 
 class RunExistsError(Exception):
-    pass
+    """The run directory holds a run this command may not continue (the message says what to pass)."""
+
+
+class RecordWarning(UserWarning):
+    """Something read from a run directory was not trusted (the message names the file and line)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C, SIGTERM); its record is saved with status ``interrupted``."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.record.get("advice") or "interrupted")
+        self.result = result
+
+
+class RunFailed(RuntimeError):
+    """An error stopped the run; its record is saved with status ``failed``, the error and advice."""
+
+    def __init__(self, result: RunResult, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.result = result
+        self.error = error
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """One run's configuration, validated on construction (before any directory exists)."""
+
     task: str
     split: str
     model: str
@@ -65,28 +103,104 @@ class EvalConfig:
     task_args: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 64
     max_connections: int = 16
+    # What the model is (harness.fingerprint.identify_model: a checkpoint's content hash), when known.
+    model_identity: Mapping[str, Any] | None = None
     task_version: str = ""  # TaskSpec.version
 
+    def __post_init__(self) -> None:
+        for name in ("task", "split", "model", "backend"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+            check_value(getattr(self, name), name)
+        if not isinstance(self.gen, GenParams):
+            raise ConfigError(f"gen must be GenParams, got {type(self.gen).__name__}")
+        check_int(self.episodes, "episodes", 1, MAX_EPISODES)
+        check_int(self.seed, "seed")
+        if self.verify_iter is not None:
+            check_int(self.verify_iter, "verify_iter", 1, 10_000)
+        check_int(self.batch_size, "batch_size", 1, 1_000_000)
+        check_int(self.max_connections, "max_connections", 1, 1_000_000)
+        check_args(self.model_args, "model arg")
+        check_args(self.task_args, "task arg")
+        if not isinstance(self.task_version, str):
+            raise ConfigError(f"task_version must be a string, got {self.task_version!r}")
+        if self.model_identity is not None:
+            check_args(self.model_identity, "model identity")
+
     def identity(self) -> dict[str, Any]:
-        """What determines the results. Episode count is excluded so a run can be extended with resume."""
-        ident = {"task": self.task, "split": self.split, "model": self.model, "backend": self.backend,
-                 "model_args": store.redact(self.model_args), "gen": self.gen.as_dict(), "seed": self.seed,
-                 "verify_iter": self.verify_iter, "task_args": dict(self.task_args)}
+        """What determines the results, as it reads back from JSON. Episode count is excluded so a run can
+        be extended with resume."""
+        ident: dict[str, Any] = {
+            "task": self.task, "split": self.split, "model": self.model, "backend": self.backend,
+            "model_args": store.redact(self.model_args), "gen": self.gen.as_dict(), "seed": self.seed,
+            "verify_iter": self.verify_iter, "task_args": dict(self.task_args)}
+        if self.model_identity is not None:
+            ident["model_identity"] = dict(self.model_identity)
         if self.task_version:  # absent when empty, so tasks without a version keep their run ids
             ident["task_version"] = self.task_version
-        return ident
+        return orjson.loads(store.dumps(ident))
+
+
+class TaskContractError(ValueError):
+    """An env returned something the runner cannot record (a NaN reward, a metric of the wrong type)."""
+
+
+def _finite_reward(reward: Any) -> float:
+    if isinstance(reward, bool) or not isinstance(reward, int | float):
+        raise TaskContractError(f"env.step returned a reward of type {type(reward).__name__}, not a number")
+    value = float(reward)
+    if not math.isfinite(value):
+        raise TaskContractError(f"env.step returned a non-finite reward ({value})")
+    return value
+
+
+def _summary(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``info['episode']`` checked: success a bool, metrics valid per-episode values, details a mapping."""
+    raw = info.get("episode") or {}
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        raise TaskContractError(f"info['episode'] must be a mapping, got {type(raw).__name__}")
+    metrics = raw.get("metrics") or {}
+    details = raw.get("details") or {}
+    if not (type(metrics) is dict or isinstance(metrics, Mapping)) or not (
+            type(details) is dict or isinstance(details, Mapping)):
+        raise TaskContractError("info['episode'] 'metrics' and 'details' must be mappings")
+    clean = {}
+    for name, v in metrics.items():
+        if type(v) is bool or type(v) is int or (type(v) is float and math.isfinite(v)):  # the common case
+            clean[str(name)] = v
+            continue
+        v = list(v) if isinstance(v, tuple) else v
+        why = store.metric_value_problem(v)
+        if why:
+            raise TaskContractError(f"episode metric {name!r} {why}, got {v!r}")
+        clean[str(name)] = v
+    return {"success": bool(raw.get("success", False)), "metrics": clean, "details": dict(details)}
+
+
+def _count(n: Any) -> int:
+    """A token count from a backend: a non-negative int, else 0 (never a value JSON cannot hold)."""
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**53 else 0
+
+
+def _cut(answer: str, cap: int) -> str:
+    return answer if len(answer) <= cap else answer[:cap] + f"\n[... {len(answer) - cap} more characters cut]"
 
 
 class _Episode:
-    """One live episode: its env, the conversation so far, and what it has scored."""
+    """One live episode: its env, the conversation so far, and what it has scored.
 
-    __slots__ = ("completion_tokens", "env", "index", "messages", "obs", "prompt_tokens", "reward", "seed",
-                 "summary", "turns")
+    An answer longer than ``answer_cap`` characters is kept (in the history the model sees next and in the
+    record) only up to the cap: the verifier has judged it already, and resending megabytes every turn
+    would cost more than the whole rest of the run."""
 
-    def __init__(self, index: int, seed: int, env: TextEnv) -> None:
+    __slots__ = ("answer_cap", "completion_tokens", "env", "index", "messages", "obs", "prompt_tokens", "reward",
+                 "seed", "summary", "turns")
+
+    def __init__(self, index: int, seed: int, env: TextEnv, answer_cap: int = MAX_RECORDED_ANSWER) -> None:
         self.index = index
         self.seed = seed
         self.env = env
+        self.answer_cap = answer_cap
         obs, _ = env.reset(seed=seed, options={"episode_index": index})
         self.obs: Observation = obs
         self.messages: list[Message] = []
@@ -108,22 +222,28 @@ class _Episode:
 
     def apply(self, completion: Completion) -> bool:
         """Feed the model's answer to the env; True when the episode is over."""
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
+        self.prompt_tokens += _count(completion.prompt_tokens)
+        self.completion_tokens += _count(completion.completion_tokens)
         answer = completion.text
         obs, reward, terminated, truncated, info = self.env.step(answer)
-        self.reward += float(reward)
-        turn = {"answer": answer if len(answer) <= MAX_RECORDED_ANSWER else answer[:MAX_RECORDED_ANSWER],
-                "reward": float(reward), "feedback": info.get("feedback", "")}
-        if len(answer) > MAX_RECORDED_ANSWER:
+        reward = _finite_reward(reward)
+        if type(info) is not dict and not isinstance(info, Mapping):
+            raise TaskContractError(f"env.step returned info of type {type(info).__name__}, not a dict")
+        feedback = info.get("feedback", "")
+        turn: dict[str, Any] = {"answer": answer[:self.answer_cap], "reward": reward,
+                                "feedback": feedback if isinstance(feedback, str) else str(feedback)}
+        if len(answer) > self.answer_cap:
             turn["answer_truncated_from"] = len(answer)
-        if "turn" in info:
-            turn.update(info["turn"])
+        extra = info.get("turn")
+        if extra is not None and (type(extra) is dict or isinstance(extra, Mapping)):
+            turn.update(extra)
+        if terminated or truncated:
+            self.summary = _summary(info)
+        self.reward += reward
         self.turns.append(turn)
         if terminated or truncated:
-            self.summary = dict(info.get("episode") or {})
             return True
-        self.messages.append(Message.make("assistant", answer))
+        self.messages.append(Message.make("assistant", _cut(answer, self.answer_cap)))
         self._absorb(obs)
         return False
 
@@ -144,12 +264,32 @@ class _Episode:
 
 
 def _env_error(exc: BaseException) -> str:
+    if isinstance(exc, TaskContractError):
+        return f"task contract: {exc}"
     tb = traceback.extract_tb(exc.__traceback__)[-1:]
     where = f" at {tb[0].filename}:{tb[0].lineno}" if tb else ""
     return f"env raised {type(exc).__name__}: {exc}{where}"
 
 
 ProgressFn = Callable[[int, int, Mapping[str, Any] | None], None]
+
+
+def read_training_info(checkpoint: str | Path) -> dict[str, Any] | None:
+    """The training information beside a checkpoint directory (None when there is none), validated: a
+    file that is not what a recipe writes is an error naming the file and the field."""
+    from harness.index import training_problem
+
+    path = Path(checkpoint) / TRAINING_INFO_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as JSON ({exc})") from None
+    why = training_problem(info)
+    if why:
+        raise ConfigError(f"{path}: {why}")
+    return info
 
 
 class Runner:
@@ -166,11 +306,20 @@ class Runner:
         self.run_dir = run_dir
         self.progress = progress
         self.verify_iter = cfg.verify_iter or task.default_verify_iter
+        self.answer_cap = min(task.max_answer_chars or MAX_RECORDED_ANSWER, MAX_RECORDED_ANSWER)
         self.done = 0
         self.writer: store.SampleWriter | None = None
+        self._spare: list[TextEnv] = []
+        self._seeds: dict[int, int] = {}
+        self.training: dict[str, Any] | None = None
 
     def make_env(self) -> TextEnv:
+        if self._spare:
+            return self._spare.pop()
         return self.task.new_env(self.split.name, self.verify_iter, **dict(self.cfg.task_args))
+
+    def _new_episode(self, i: int, env: TextEnv) -> _Episode:
+        return _Episode(i, self._seed(i), env, self.answer_cap)
 
     def _finish(self, ep: _Episode, error: str | None = None) -> None:
         rec = ep.record(error)
@@ -187,16 +336,15 @@ class Runner:
         envs = [self.make_env() for _ in range(min(cfg.batch_size, len(indices)))]
         live: list[_Episode] = []
         free = envs[:]
-        seed_of = self._seed
         while pending or live:
             while free and pending:
                 i = pending.pop()
                 env = free.pop()
                 try:
-                    live.append(_Episode(i, seed_of(i), env))
+                    live.append(self._new_episode(i, env))
                 except Exception as exc:
                     err = _Episode.__new__(_Episode)
-                    _blank(err, i, seed_of(i), env)
+                    _blank(err, i, self._seed(i), env)
                     self._finish(err, _env_error(exc))
                     free.append(env)
             if not live:
@@ -235,7 +383,7 @@ class Runner:
             env = await envs.get()
             try:
                 try:
-                    ep = _Episode(i, self._seed(i), env)
+                    ep = self._new_episode(i, env)
                 except Exception as exc:
                     ep = _Episode.__new__(_Episode)
                     _blank(ep, i, self._seed(i), env)
@@ -260,58 +408,129 @@ class Runner:
         await asyncio.gather(*(one(i) for i in indices))
 
     def _seed(self, index: int) -> int:
-        return episode_seed(self.task.name, self.split.name, self.cfg.seed, index)
+        seed = self._seeds.get(index)
+        if seed is None:  # each episode's seed is asked for when it starts and again when records are read
+            seed = self._seeds[index] = episode_seed(self.task.name, self.split.name, self.cfg.seed, index)
+        return seed
 
     # --------------------------------------------------------------------------------- a run
     def run(self, *, resume: bool = False, overwrite: bool = False) -> RunResult:
-        cfg = self.cfg
-        run_dir = self.run_dir
-        samples_path = run_dir / "samples.jsonl"
-        record_path = run_dir / "run.json"
+        """Play the episodes not yet recorded. Raises :class:`RunExistsError` (a run is there and neither
+        ``resume`` nor ``overwrite`` was given), :class:`harness.runlock.RunLockedError` (another process
+        writes this directory), :class:`RunInterrupted` and :class:`RunFailed` (the record is saved)."""
+        # Everything the configuration names is checked before the directory exists: one env is built from
+        # the task arguments (bad arguments, a missing --data file fail here) and kept for the first episode.
+        self._spare = [self.make_env()]
+        ckpt = self.cfg.model_args.get("pretrained")
+        self.training = read_training_info(ckpt) if isinstance(ckpt, str) and ckpt else None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.run_dir):
+            return self._run_locked(resume=resume, overwrite=overwrite)
+
+    def _previous(self, resume: bool, overwrite: bool, scan: store.SampleScan) -> dict[str, Any]:
+        """The existing record to continue, or {} for a fresh start; refuses what would lose or mix data."""
+        from harness.index import RecordError, validate
+
+        record_path = self.run_dir / RECORD_FILE
+        has_results = bool(scan.records or scan.invalid)
+        if overwrite:
+            for name in (SAMPLES_FILE, RECORD_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+            return {}
+        if not has_results:  # nothing recorded yet (e.g. the last attempt failed at its start): start afresh
+            return {}
+        if not resume:
+            raise RunExistsError(f"a run with this configuration already exists at {self.run_dir}; "
+                                 "pass --resume to continue it or --overwrite to start again")
         previous: dict[str, Any] = {}
-        if record_path.exists() or samples_path.exists():
-            if overwrite:
-                samples_path.unlink(missing_ok=True)
-                record_path.unlink(missing_ok=True)
-            elif not resume:
-                raise RunExistsError(f"a run with this configuration already exists at {run_dir}; "
-                                     "pass --resume to continue it or --overwrite to start again")
-            elif record_path.exists():
+        if record_path.exists():
+            try:
                 previous = orjson.loads(record_path.read_bytes())
-                if previous.get("identity") != cfg.identity():
-                    raise RunExistsError(f"{run_dir} holds a run with another configuration; "
-                                         "use another --output or --overwrite")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        records, torn = store.read_samples(samples_path)
-        kept = [r for i, r in sorted(records.items()) if r.get("status") == "ok"]
+                validate(previous, record_path)
+            except (OSError, orjson.JSONDecodeError, RecordError) as exc:
+                raise RunExistsError(f"{record_path} cannot be trusted ({exc}); move it away to resume from "
+                                     f"{SAMPLES_FILE} alone, or pass --overwrite") from None
+            if previous.get("identity") != self.cfg.identity():
+                raise RunExistsError(f"{self.run_dir} holds a run with another configuration; "
+                                     "use another --output or --overwrite")
+        recorded = max([int(previous.get("episodes") or 0), *(i + 1 for i in scan.records)])
+        if recorded > self.cfg.episodes:
+            raise RunExistsError(f"{self.run_dir} holds a run of {recorded} episodes; resuming it with "
+                                 f"{self.cfg.episodes} would shrink it. Pass --episodes {recorded} (or more), "
+                                 "or --overwrite")
+        return previous
+
+    def _trusted(self, scan: store.SampleScan) -> list[dict[str, Any]]:
+        """Records to keep: valid, ok, and played with this run's episode seeds. Lines that are not valid
+        records are moved to samples.rejected.jsonl (never silently lost) and their episodes played again."""
+        kept, rejected = [], list(scan.invalid)
+        for i, r in sorted(scan.records.items()):
+            if r["episode_seed"] != self._seed(i):
+                rejected.append((-1, f"episode {i} has episode_seed {r['episode_seed']}, not this run's "
+                                     f"{self._seed(i)}", store.dumps(r)))
+            elif r["status"] == "ok":
+                kept.append(r)
+        if rejected:
+            with (self.run_dir / REJECTED_FILE).open("ab") as f:
+                for _, _, raw in rejected:
+                    f.write(raw + b"\n")
+            shown = "; ".join(f"line {n}: {why}" if n > 0 else why for n, why, _ in rejected[:3])
+            warnings.warn(f"{self.run_dir / SAMPLES_FILE}: {len(rejected)} line(s) are not valid episode records "
+                          f"({shown}); moved to {REJECTED_FILE}, their episodes will be played again",
+                          RecordWarning, stacklevel=3)
+        return kept
+
+    def _run_locked(self, *, resume: bool, overwrite: bool) -> RunResult:
+        cfg = self.cfg
+        samples_path = self.run_dir / SAMPLES_FILE
+        scan = store.scan_samples(samples_path)
+        previous = self._previous(resume, overwrite, scan)
+        if overwrite:
+            scan = store.SampleScan()
+        kept = self._trusted(scan)
         done_idx = {r["index"] for r in kept}
-        self.writer = store.SampleWriter(samples_path, keep=kept if (records or torn) else None)
+        self.writer = store.SampleWriter(samples_path, keep=kept if samples_path.exists() else None)
         todo = [i for i in range(cfg.episodes) if i not in done_idx]
         self.done = cfg.episodes - len(todo)
         record = self._record(previous, status="running")
-        store.write_json_atomic(record_path, record)
+        store.write_json_atomic(self.run_dir / RECORD_FILE, record)
         if self.progress:
             self.progress(self.done, cfg.episodes, None)
         t0 = time.perf_counter()
+        stop: BaseException | None = None
         try:
             if todo:
                 if hasattr(self.backend, "agenerate"):
                     asyncio.run(self._play_async(todo))
                 else:
                     self.play_lockstep(todo)
+        except BaseException as exc:  # recorded below, then raised again
+            stop = exc
         finally:
             self.writer.close()
-        wall = time.perf_counter() - t0 + float(previous.get("wall_time_s", 0.0))
-        return self.finalize(record, wall)
+        wall = time.perf_counter() - t0 + float(previous.get("wall_time_s") or 0.0)
+        result = self.finalize(record, wall, stop=stop)
+        if stop is None:
+            return result
+        if isinstance(stop, KeyboardInterrupt):
+            raise RunInterrupted(result) from stop
+        if isinstance(stop, Exception):
+            raise RunFailed(result, stop) from stop
+        raise stop
 
-    def finalize(self, record: dict[str, Any], wall: float) -> RunResult:
-        records, _ = store.read_samples(self.run_dir / "samples.jsonl")
-        in_range = [r for i, r in sorted(records.items()) if i < self.cfg.episodes]
-        ok = [r for r in in_range if r.get("status") == "ok"]
-        errors = [r for r in in_range if r.get("status") != "ok"]
-        metrics = aggregate(ok, self.task.metrics)
+    def finalize(self, record: dict[str, Any], wall: float, stop: BaseException | None = None) -> RunResult:
+        cfg = self.cfg
+        # every line was validated on the way in (compaction) or written by this process under the lock
+        records = store.scan_samples(self.run_dir / SAMPLES_FILE, validate=False).records
+        in_range = [r for i, r in sorted(records.items()) if i < cfg.episodes and r["episode_seed"] == self._seed(i)]
+        ok = [r for r in in_range if r["status"] == "ok"]
+        errors = [r for r in in_range if r["status"] != "ok"]
+        metrics = aggregate(ok, self.task.metrics, failed=len(errors))
+        status, advice, error = _outcome(len(ok), len(errors), cfg.episodes, stop)
         record.update({
-            "status": "complete" if not errors and len(ok) == self.cfg.episodes else "incomplete",
+            "status": status,
+            "advice": advice,
+            "error": error,
             "finished": time.time(),
             "wall_time_s": wall,
             "episodes_ok": len(ok),
@@ -321,15 +540,11 @@ class Runner:
             "tokens": {"prompt": sum(r["tokens"]["prompt"] for r in ok),
                        "completion": sum(r["tokens"]["completion"] for r in ok)},
         })
-        store.write_json_atomic(self.run_dir / "run.json", record)
+        store.write_json_atomic(self.run_dir / RECORD_FILE, record)
         return RunResult(run_dir=str(self.run_dir), record=record, metrics=metrics)
 
     def _record(self, previous: Mapping[str, Any], status: str) -> dict[str, Any]:
         cfg = self.cfg
-        training = None
-        ckpt = cfg.model_args.get("pretrained")
-        if ckpt and (Path(str(ckpt)) / TRAINING_INFO_FILE).is_file():
-            training = orjson.loads((Path(str(ckpt)) / TRAINING_INFO_FILE).read_bytes())
         return {
             "schema_version": store.SCHEMA_VERSION,
             "run_id": self.run_dir.name,
@@ -338,19 +553,40 @@ class Runner:
             "task_version": cfg.task_version,
             "split": self.split.name,
             "distribution": self.split.distribution,
-            "model": {"name": cfg.model, "backend": cfg.backend, "args": store.redact(cfg.model_args)},
+            "model": {"name": cfg.model, "backend": cfg.backend, "args": store.redact(cfg.model_args),
+                      "identity": dict(cfg.model_identity) if cfg.model_identity else None},
             "gen": cfg.gen.as_dict(),
             "seed": cfg.seed,
             "episodes": cfg.episodes,
             "verify_iter": self.verify_iter,
             "task_args": dict(cfg.task_args),
             "batch_size": cfg.batch_size,
-            "created": previous.get("created", time.time()),
+            "created": previous.get("created") or time.time(),
             "versions": store.versions([]),
             "git_commit": store.git_commit(),
-            "training": training,
+            "training": self.training,
             "status": status,
+            "advice": "in progress; if its process is gone, rerun the same command with --resume to continue",
         }
+
+
+def _outcome(ok: int, failed: int, episodes: int, stop: BaseException | None) -> tuple[str, str | None, str | None]:
+    """(status, advice, error) of a run that ended with ``ok`` and ``failed`` episodes recorded."""
+    done = ok + failed
+    if stop is not None and not isinstance(stop, Exception):
+        return ("interrupted", f"interrupted after {done} of {episodes} episodes; rerun the same command with "
+                "--resume to continue", None)
+    if stop is not None:
+        error = store.scrub_secrets(f"{type(stop).__name__}: {stop}")[:2000]
+        if done == 0:
+            return ("failed", "the run stopped before any episode finished and nothing was recorded; fix the "
+                    "cause and run the command again", error)
+        return ("failed", f"the run stopped after {done} of {episodes} episodes (they are saved); fix the cause, "
+                "then rerun the same command with --resume to continue", error)
+    if failed or ok < episodes:
+        return ("failed", f"{failed} of {episodes} episodes failed (see failure_reasons; they count as unsolved "
+                "in success_rate); rerun the same command with --resume to retry them", None)
+    return "complete", None, None
 
 
 def _blank(ep: _Episode, index: int, seed: int, env: TextEnv) -> None:
@@ -358,12 +594,13 @@ def _blank(ep: _Episode, index: int, seed: int, env: TextEnv) -> None:
     ep.index, ep.seed, ep.env = index, seed, env
     ep.messages, ep.turns, ep.summary = [], [], {}
     ep.reward, ep.prompt_tokens, ep.completion_tokens = 0.0, 0, 0
+    ep.answer_cap = MAX_RECORDED_ANSWER
 
 
 def _count_reasons(errors: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in errors:
-        key = str(r.get("error") or "unknown")[:200]
+        key = store.scrub_secrets(str(r.get("error") or "unknown"))[:200]
         out[key] = out.get(key, 0) + 1
     return out
 
@@ -373,10 +610,15 @@ def run_dir_for(output: Path, cfg: EvalConfig) -> Path:
 
 
 def format_metric(m: MetricValue, pct: bool) -> str:
-    if pct:
-        return f"{100 * m.value:.1f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]"
-    return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
+    def f(x: float) -> str:
+        if math.isnan(x):
+            return "n/a"
+        return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+    if math.isnan(m.value):
+        return "n/a"
+    return f"{f(m.value)}{'%' if pct else ''} [{f(m.ci_low)}, {f(m.ci_high)}]"
 
 
-__all__ = ["EvalConfig", "RunExistsError", "Runner", "episode_seed", "format_metric", "run_dir_for"]
-
+__all__ = ["EvalConfig", "RecordWarning", "RunExistsError", "RunFailed", "RunInterrupted", "Runner",
+           "TaskContractError", "episode_seed", "format_metric", "read_training_info", "run_dir_for"]

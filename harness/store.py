@@ -4,67 +4,256 @@ A run directory holds ``samples.jsonl`` (one line per finished episode, appended
 the episode ends) and ``run.json`` (config, versions, metrics; written atomically at the end). A kill at
 any moment loses at most the episodes in flight: a torn last line is dropped on resume, and the last
 record per episode index wins, so a resumed run has exactly one record per episode.
+
+Everything written goes through :func:`dumps`, which accepts any string a model or server can produce
+(lone surrogates included), and every file a user could lose is replaced atomically (write a temporary
+file beside it, fsync, rename), so a full disk or a kill leaves the previous version in place. Lines read
+back from ``samples.jsonl`` are validated field by field (:func:`sample_problem`); a line that is not a
+well-formed episode record is never trusted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import platform
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
 SCHEMA_VERSION = 1
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization|auth|credential)", re.I)
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|auth|credential|cookie)", re.I)
 REDACTED = "***"
+INT64 = 2**63
+MAX_EPISODE_INDEX = 10**9
+
+_URL_USERINFO = re.compile(r"\b([a-z][a-z0-9+.\-]*://)[^/?#@\s]+@", re.I)
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:[^=&#\s]*(?:api[_-]?key|key|token|secret|password|passwd|signature|sig|auth|credential)"
+    r"[^=&#\s]*)=)[^&#\s]*", re.I)
+_BEARER = re.compile(r"\b((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I)
+_SK = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` with credential-shaped parts masked: URL userinfo (``https://user:pw@host``), secret query
+    parameters (``?api_key=...``), bearer/basic tokens and ``sk-...`` keys."""
+    text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
+    text = _BEARER.sub(rf"\1{REDACTED}", text)
+    return _SK.sub(f"sk-{REDACTED}", text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if SECRET_KEY.search(str(k)) else _redact_value(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, str):
+        return scrub_secrets(value)
+    return value
 
 
 def redact(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Model arguments as they may be written down: anything that looks like a credential is masked."""
-    return {k: (REDACTED if SECRET_KEY.search(str(k)) else v) for k, v in args.items()}
+    """Model arguments as they may be written down: at any depth, values under credential-like names are
+    masked, and credentials inside strings (URL userinfo, secret query parameters, tokens) too."""
+    return _redact_value(dict(args))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(config, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:10]
+    return hashlib.sha256(dumps(config, sort_keys=True)).hexdigest()[:10]
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-60:] or "model"
 
 
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+# ------------------------------------------------------------------------------------------- encoding
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str))
-    os.replace(tmp, path)
+def _fix_str(s: str) -> str:
+    """Lone surrogates (which UTF-8 cannot hold) become U+FFFD; valid surrogate pairs are joined."""
+    return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def read_samples(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
-    """Last record per episode index, and the number of unreadable lines skipped (a torn tail)."""
-    records: dict[int, dict[str, Any]] = {}
-    bad = 0
+def _encodable(obj: Any) -> Any:
+    """A copy of ``obj`` that orjson can always encode: strings fixed, integers beyond 64 bits as text,
+    unknown objects as their ``str``."""
+    if isinstance(obj, str):
+        return _fix_str(obj)
+    if isinstance(obj, bool) or obj is None or isinstance(obj, float):
+        return obj
+    if isinstance(obj, int):
+        return obj if -INT64 <= obj < 2**64 else str(obj)
+    if isinstance(obj, Mapping):
+        return {_fix_str(str(k)): _encodable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_encodable(v) for v in obj]
+    try:
+        return orjson.loads(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+    except (orjson.JSONEncodeError, TypeError):
+        return _fix_str(str(obj))
+
+
+def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> bytes:
+    """JSON bytes for any record: never fails on a string a model or a server produced."""
+    option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0) | (
+        orjson.OPT_SORT_KEYS if sort_keys else 0)
+    try:
+        return orjson.dumps(obj, option=option, default=str)
+    except (orjson.JSONEncodeError, TypeError):  # a lone surrogate, a >64-bit integer, a non-str key
+        return orjson.dumps(_encodable(obj), option=option)
+
+
+# -------------------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it replaces ``path`` (after an fsync),
+    on any error it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    write_bytes_atomic(path, _fix_str(text).encode("utf-8"))
+
+
+def write_json_atomic(path: Path | str, obj: Any) -> None:
+    write_bytes_atomic(path, dumps(obj, indent=True, sort_keys=True))
+
+
+# --------------------------------------------------------------------------------------- samples
+
+
+def _is_int(v: Any, low: int = -INT64, high: int = INT64) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v < high
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def metric_value_problem(v: Any) -> str | None:
+    """What is wrong with one episode's task-metric value (bool, finite number, [hits, total] or null)."""
+    if v is None or isinstance(v, bool) or _is_num(v):
+        return None
+    if isinstance(v, list) and len(v) == 2 and all(_is_num(x) and x >= 0 for x in v):
+        return None
+    return "must be true/false, a finite number, [hits, total] or null"
+
+
+def sample_problem(rec: Any) -> str | None:
+    """Why ``rec`` (one parsed samples.jsonl line) is not a well-formed episode record, or None. Written
+    with exact type checks (``type(x) is int`` also refuses bools): it runs once per line on every resume."""
+    if type(rec) is not dict:
+        return f"a record must be a JSON object, not {type(rec).__name__}"
+    get = rec.get
+    idx = get("index")
+    if type(idx) is not int or not 0 <= idx < MAX_EPISODE_INDEX:
+        return f"'index' must be an integer 0..{MAX_EPISODE_INDEX - 1}, got {_short(idx)}"
+    if get("status") not in ("ok", "error"):
+        return f"'status' must be \"ok\" or \"error\", got {_short(get('status'))}"
+    seed = get("episode_seed")
+    if type(seed) is not int or not -INT64 <= seed < INT64:
+        return f"'episode_seed' must be an integer, got {_short(seed)}"
+    if type(get("success")) is not bool:
+        return f"'success' must be true or false, got {_short(get('success'))}"
+    reward = get("reward")
+    if not (type(reward) is int or (type(reward) is float and math.isfinite(reward))):
+        return f"'reward' must be a finite number, got {_short(reward)}"
+    error = get("error")
+    if error is not None and type(error) is not str:
+        return "'error' must be text or null"
+    turns = get("turns")
+    if type(turns) is not list or not all(type(t) is dict for t in turns):
+        return "'turns' must be a list of objects"
+    metrics, details = get("metrics"), get("details")
+    if type(metrics) is not dict or type(details) is not dict:
+        return f"'{'metrics' if type(metrics) is not dict else 'details'}' must be an object"
+    for name, v in metrics.items():
+        if type(v) is bool or v is None or type(v) is int or (type(v) is float and math.isfinite(v)):
+            continue
+        why = metric_value_problem(v)
+        if why:
+            return f"'metrics.{name}' {why}, got {_short(v)}"
+    tokens = get("tokens")
+    if type(tokens) is not dict or not all(type(n := tokens.get(k)) is int and 0 <= n < INT64
+                                           for k in ("prompt", "completion")):
+        return "'tokens' must be an object with integer 'prompt' and 'completion' counts"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass
+class SampleScan:
+    """What :func:`scan_samples` read: the last valid record per episode index, the number of torn
+    (unparseable) lines, and the lines that parsed but are not valid records, with the reason."""
+
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    torn: int = 0
+    invalid: list[tuple[int, str, bytes]] = field(default_factory=list)  # (line number, reason, raw line)
+
+    @property
+    def bad(self) -> int:
+        return self.torn + len(self.invalid)
+
+
+def scan_samples(path: Path, *, validate: bool = True) -> SampleScan:
+    """Read samples.jsonl. ``validate=False`` is for a file this process holds the lock on and has itself
+    compacted (every line already checked or written by it): it skips the per-line field checks."""
+    scan = SampleScan()
     if not path.exists():
-        return records, 0
+        return scan
     with path.open("rb") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 rec = orjson.loads(line)
-                records[int(rec["index"])] = rec
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                bad += 1
-    return records, bad
+            except orjson.JSONDecodeError:
+                scan.torn += 1
+                continue
+            why = sample_problem(rec) if validate else None
+            if why:
+                scan.invalid.append((n, why, line.rstrip(b"\n")))
+                continue
+            scan.records[rec["index"]] = rec
+    return scan
+
+
+def read_samples(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
+    """Last valid record per episode index, and the number of lines skipped (torn or not a valid record)."""
+    scan = scan_samples(path)
+    return scan.records, scan.bad
 
 
 class SampleWriter:
@@ -73,11 +262,9 @@ class SampleWriter:
     def __init__(self, path: Path, keep: Iterable[Mapping[str, Any]] | None = None) -> None:
         self.path = path
         if keep is not None:  # compact on resume: drop torn lines, superseded and failed records
-            tmp = path.with_name(f".{path.name}.tmp")
-            with tmp.open("wb") as f:
+            with atomic_path(path) as tmp, tmp.open("wb") as f:
                 for rec in keep:
                     f.write(dumps(rec) + b"\n")
-            os.replace(tmp, path)
         self._f: BinaryIO = path.open("ab")
 
     def write(self, record: Mapping[str, Any]) -> None:

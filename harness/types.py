@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # PIL is only needed by code that actually builds images.
 
 Role = Literal["system", "user", "assistant"]
 
+MAX_NEW_TOKENS = 10_000_000  # a sanity bound on max_tokens; no model writes more in one answer
+
 
 @dataclass(frozen=True, slots=True)
 class ContentPart:
@@ -121,6 +123,9 @@ class TaskSpec:
     # Bump whenever a change can change results (verdicts, rewards, prompts, dealing): it is part of every run's
     # identity, so episodes recorded under an older protocol are never resumed into or mixed with new ones.
     version: str = ""
+    # The most characters of one answer the task's verifier reads. Longer answers are cut to this in the
+    # conversation history sent back to the model and in samples.jsonl (None: the runner's default cap).
+    max_answer_chars: int | None = None
 
     def split(self, name: str) -> SplitSpec:
         for s in self.splits:
@@ -143,10 +148,21 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class GenParams:
+    """Sampling parameters, validated on construction (a bad value names itself, before any run exists)."""
+
     temperature: float = 0.0
     max_tokens: int = 512
     top_p: float = 1.0
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        from harness.checks import check_float, check_int
+
+        object.__setattr__(self, "temperature", check_float(self.temperature, "gen arg 'temperature'", 0.0, 100.0))
+        object.__setattr__(self, "top_p", check_float(self.top_p, "gen arg 'top_p'", 0.0, 1.0, low_open=True))
+        check_int(self.max_tokens, "gen arg 'max_tokens'", 1, MAX_NEW_TOKENS)
+        if self.seed is not None:
+            check_int(self.seed, "gen arg 'seed'")
 
     def as_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "top_p": self.top_p,
@@ -193,6 +209,10 @@ class BackendSpec:
     factory: Callable[[Mapping[str, Any]], Backend]  # factory(model_args) -> Backend
     default_batch_size: int = 16
     extra: str | None = None  # the pip extra it needs, named in error messages
+    # identify(model_args) -> what the model is (e.g. a content hash of its weights), or None. Part of the run
+    # identity, so a changed model never reuses old episodes. Default: the content hash of a local directory
+    # named by ``pretrained``/``model`` (harness.fingerprint).
+    identify: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)

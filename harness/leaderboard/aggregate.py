@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import index
-from harness.leaderboard.schema import _COLUMN_KEYS, FIELD_PATHS, Board, Column, RowSpec, _where
+from harness.leaderboard.schema import FIELD_PATHS, Board, BoardError, Column, RowSpec, _where
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,77 @@ class BoardTable:
                          for r in self.rows]}
 
     @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> BoardTable:
-        cols = [Column(**{k: v for k, v in c.items() if k in _COLUMN_KEYS}) for c in data["columns"]]
-        rows = [Row(label=r["label"], group=r.get("group", ""), series=r.get("series"),
-                    cells={k: (Cell(**{f: (math.nan if x is None and f.startswith(("value", "ci_")) else x)
-                                       for f, x in v.items()}) if v else None)
-                           for k, v in r["cells"].items()})
-                for r in data["rows"]]
-        return BoardTable(name=data.get("name", "table"), title=data.get("title", ""), columns=cols, rows=rows,
-                          description=data.get("description", ""), select=data.get("select", "latest"),
-                          source=data.get("source", ""))
+    def from_dict(data: Any, where: str = "table") -> BoardTable:
+        """A table from its ``to_dict`` form (a published table read back); every field is checked and a
+        wrong one is a :class:`BoardError` naming ``where`` and the field."""
+        if not isinstance(data, Mapping):
+            raise BoardError(f"{where}: table data must be an object")
+        cols = []
+        for i, c in enumerate(_list(where, data, "columns")):
+            at = f"{where}: columns[{i}]"
+            if not isinstance(c, Mapping) or not all(isinstance(c.get(k), str) for k in ("task", "split")):
+                raise BoardError(f"{at} must be an object with text 'task' and 'split'")
+            cols.append(Column(task=c["task"], split=c["split"], metric=_field(at, c, "metric", str, "success_rate"),
+                               label=_field(at, c, "label", str, ""), group=_field(at, c, "group", str, ""),
+                               format=_field(at, c, "format", str, None), seed=_field(at, c, "seed", int, None),
+                               distribution=_field(at, c, "distribution", str, None),
+                               where=_field(at, c, "where", Mapping, {})))
+            if cols[-1].format not in (None, "pct", "float"):
+                raise BoardError(f"{at}.format must be pct or float")
+        rows = []
+        for i, r in enumerate(_list(where, data, "rows")):
+            at = f"{where}: rows[{i}]"
+            if not isinstance(r, Mapping) or not isinstance(r.get("label"), str):
+                raise BoardError(f"{at} must be an object with a text 'label'")
+            cells_in = _field(at, r, "cells", Mapping, {})
+            cells = {}
+            for k, v in cells_in.items():
+                if not isinstance(k, str):
+                    raise BoardError(f"{at}.cells: keys must be text")
+                cells[k] = _cell(f"{at}.cells[{k!r}]", v)
+            rows.append(Row(label=r["label"], group=_field(at, r, "group", str, ""),
+                            series=_field(at, r, "series", str, None), cells=cells))
+        return BoardTable(name=_field(where, data, "name", str, "table"), title=_field(where, data, "title", str, ""),
+                          columns=cols, rows=rows, description=_field(where, data, "description", str, ""),
+                          select=_field(where, data, "select", str, "latest"),
+                          source=_field(where, data, "source", str, ""))
+
+
+def _list(where: str, data: Mapping[str, Any], key: str) -> list[Any]:
+    v = data.get(key)
+    if not isinstance(v, list):
+        raise BoardError(f"{where}: '{key}' must be a list")
+    return v
+
+
+def _field(where: str, body: Mapping[str, Any], key: str, kind: Any, default: Any) -> Any:
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+        raise BoardError(f"{where}.{key} has the wrong type ({type(v).__name__})")
+    return v
+
+
+def _cell(where: str, v: Any) -> Cell | None:
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        raise BoardError(f"{where} must be an object or null")
+    nums = {}
+    for f in ("value", "ci_low", "ci_high", "flops"):
+        x = v.get(f)
+        if x is not None and (isinstance(x, bool) or not isinstance(x, int | float)):
+            raise BoardError(f"{where}.{f} must be a number or null, got {type(x).__name__}")
+        nums[f] = x
+    n = v.get("n", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise BoardError(f"{where}.n must be a non-negative integer")
+    return Cell(value=_nan(nums["value"]), ci_low=_nan(nums["ci_low"]), ci_high=_nan(nums["ci_high"]), n=n,
+                run_id=_field(where, v, "run_id", str, ""), run_dir=_field(where, v, "run_dir", str, ""),
+                seed=_field(where, v, "seed", int, None), flops=None if nums["flops"] is None else float(nums["flops"]),
+                recipe=_field(where, v, "recipe", str, None), distribution=_field(where, v, "distribution", str, None),
+                candidates=_field(where, v, "candidates", int, 1))
 
 
 def _pick(cands: list[tuple[index.IndexedRun, Mapping[str, Any]]], rule: str
@@ -86,7 +147,7 @@ def _pick(cands: list[tuple[index.IndexedRun, Mapping[str, Any]]], rule: str
     if rule == "best":
         return max(cands, key=lambda c: (_f(c[1].get("value")), when(c[0])))
     if rule == "most-episodes":
-        return max(cands, key=lambda c: (int(c[1].get("n") or 0), when(c[0])))
+        return max(cands, key=lambda c: (_n(c[1].get("n")), when(c[0])))
     return max(cands, key=lambda c: (when(c[0]), c[0].run_id))
 
 
@@ -110,20 +171,21 @@ def _expand(spec: RowSpec, runs: Sequence[index.IndexedRun]) -> list[tuple[RowSp
     for r in runs:
         if spec.matches(r):
             key = tuple(_expand_value(r, n) for n in spec.expand)
-            if all(k is not None for k in key):
+            # only scalar values make rows (a list or an object in a record field cannot be a row key)
+            if all(isinstance(k, str | int | float) for k in key):
                 seen.setdefault(key, None)
     out = []
     for key in sorted(seen, key=lambda k: tuple((str(type(v)), v) for v in k)):
-        where = dict(spec.where)
+        exact = dict(spec.exact)
         names = {}
         for n, v in zip(spec.expand, key, strict=True):
-            where[FIELD_PATHS.get(n, n)] = v
+            exact[FIELD_PATHS.get(n, n)] = v  # the value itself, never a pattern: "gpt*" is not gpt-4o
             names[n.split(".")[-1]] = v
         label = _template(spec.label, names, key)
         series = _template(spec.series, names, ()) if spec.series else None
         concrete = RowSpec(label=label, group=spec.group, model=spec.model, backend=spec.backend,
-                           recipe=spec.recipe, flops=spec.flops, seed=spec.seed, where=where,
-                           series=series, select=spec.select)
+                           recipe=spec.recipe, flops=spec.flops, seed=spec.seed, where=dict(spec.where),
+                           series=series, select=spec.select, exact=exact)
         out.append((concrete, label))
     return out
 
@@ -172,7 +234,7 @@ def aggregate(board: Board, runs: Sequence[index.IndexedRun] | Path | str, *, so
                     continue
                 run, m = _pick(cands, concrete.select or board.select)
                 cells[col.key] = Cell(value=_nan(m.get("value")), ci_low=_nan(m.get("ci_low")),
-                                      ci_high=_nan(m.get("ci_high")), n=int(m.get("n") or 0), run_id=run.run_id,
+                                      ci_high=_nan(m.get("ci_high")), n=_n(m.get("n")), run_id=run.run_id,
                                       run_dir=str(run.run_dir), seed=run.seed, flops=run.flops, recipe=run.recipe,
                                       distribution=run.distribution, candidates=len(cands))
             rows.append(Row(label=label, group=concrete.group, cells=cells, series=concrete.series))
@@ -181,7 +243,10 @@ def aggregate(board: Board, runs: Sequence[index.IndexedRun] | Path | str, *, so
 
 
 def _nan(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
+    if isinstance(x, bool) or not isinstance(x, int | float):
         return math.nan
+    return float(x)
+
+
+def _n(x: Any) -> int:
+    return x if isinstance(x, int) and not isinstance(x, bool) and x >= 0 else 0

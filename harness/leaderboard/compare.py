@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from harness import store
+from harness.escaping import markup, md
 from harness.leaderboard.aggregate import BoardTable, Cell
-from harness.leaderboard.render import _jsonable, _md_escape, fmt_value
+from harness.leaderboard.render import _jsonable, fmt_value
 from harness.leaderboard.schema import BoardError, Column
 from harness.store import read_samples
 
@@ -83,8 +83,10 @@ def paired_bootstrap(a: Sequence[Any], b: Sequence[Any], *, iters: int = 4000, s
 
 
 def _episode_value(sample: Mapping[str, Any], metric: str) -> Any:
-    if metric == "success_rate":
-        return bool(sample.get("success"))
+    if metric == "success_rate":  # an episode that failed counts as unsolved, as in the runs' success_rate
+        return sample.get("status") == "ok" and bool(sample.get("success"))
+    if sample.get("status") != "ok":
+        return None
     if metric == "mean_reward":
         return float(sample.get("reward", 0.0))
     if metric == "mean_turns":
@@ -105,7 +107,7 @@ def paired_values(a: Cell, b: Cell, metric: str) -> tuple[list[Any], list[Any]] 
     xs, ys = [], []
     for i in sorted(set(ra) & set(rb)):
         sa, sb = ra[i], rb[i]
-        if sa.get("status") != "ok" or sb.get("status") != "ok" or sa.get("episode_seed") != sb.get("episode_seed"):
+        if sa.get("episode_seed") != sb.get("episode_seed"):
             continue
         x, y = _episode_value(sa, metric), _episode_value(sb, metric)
         if x is not None and y is not None:
@@ -177,23 +179,25 @@ def comparison_legend(cmp: Comparison) -> str:
 def comparison_to_rich(cmp: Comparison) -> Any:
     from rich.table import Table
 
-    t = Table(title="comparison", caption=comparison_legend(cmp), title_justify="left", caption_justify="left")
+    t = Table(title="comparison", caption=markup(comparison_legend(cmp)), title_justify="left",
+              caption_justify="left")
     t.add_column("row", style="bold")
     for c in cmp.columns:
-        t.add_column(c.title, justify="right")
+        t.add_column(markup(c.title, newlines=False), justify="right")
     for label in cmp.rows:
-        t.add_row(label, *[fmt_delta(cmp.deltas[(label, c.key)], c) for c in cmp.columns])
+        t.add_row(markup(label, newlines=False), *[markup(fmt_delta(cmp.deltas[(label, c.key)], c))
+                                                   for c in cmp.columns])
     return t
 
 
 def comparison_to_markdown(cmp: Comparison) -> str:
     head = ["Model"] + [c.title for c in cmp.columns]
-    lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |",
+    lines = ["| " + " | ".join(md(h) for h in head) + " |",
              "|:---|" + "|".join(["---:"] * len(cmp.columns)) + "|"]
     for label in cmp.rows:
-        cells = [fmt_delta(cmp.deltas[(label, c.key)], c) for c in cmp.columns]
-        lines.append("| " + " | ".join(_md_escape(x) for x in [label, *cells]) + " |")
-    return "\n".join([*lines, "", comparison_legend(cmp), ""])
+        cells = [fmt_delta(cmp.deltas[(label, c.key)], c) for c in cmp.columns]  # our own numbers
+        lines.append("| " + " | ".join([md(label), *cells]) + " |")
+    return "\n".join([*lines, "", md(comparison_legend(cmp)), ""])
 
 
 def comparison_to_json(cmp: Comparison) -> str:
@@ -202,4 +206,4 @@ def comparison_to_json(cmp: Comparison) -> str:
            "cells": [{"row": d.row, "column": d.column, "a": asdict(d.a) if d.a else None,
                       "b": asdict(d.b) if d.b else None, "delta": d.delta, "test": d.test, "p_value": d.p_value,
                       "significant": d.significant, "detail": d.detail} for d in cmp.deltas.values()]}
-    return orjson.dumps(_jsonable(out), option=orjson.OPT_INDENT_2).decode()
+    return store.dumps(_jsonable(out), indent=True).decode()

@@ -8,7 +8,6 @@ back so it can be compared exactly. The cell and value formatters are shared wit
 from __future__ import annotations
 
 import csv
-import html
 import io
 import math
 import re
@@ -17,14 +16,17 @@ from typing import Any
 
 import orjson
 
+from harness import store
+from harness.escaping import csv_field, html_text, json_text, markup, md
 from harness.leaderboard.aggregate import BoardTable, Cell, aggregate
 from harness.leaderboard.schema import Board, BoardError, Column
 
 DATA_MARKER = "harness-board-data"
+MAX_TABLE_BYTES = 64 << 20
 
 
 def fmt_value(v: float, fmt: str) -> str:
-    if math.isnan(v):
+    if not math.isfinite(v):
         return "n/a"
     return f"{100 * v:.1f}" if fmt == "pct" else f"{v:.3g}"
 
@@ -49,26 +51,26 @@ def _legend(table: BoardTable) -> str:
 
 
 def to_rich(table: BoardTable) -> Any:
+    """A rich table; every label, title and caption is escaped (a model named ``x[/]y`` is shown as it is)."""
     from rich.table import Table
 
-    t = Table(title=table.title, caption=_legend(table), title_justify="left", caption_justify="left")
+    t = Table(title=markup(table.title), caption=markup(_legend(table)), title_justify="left",
+              caption_justify="left")
     if _has_groups(table):
         t.add_column("group", style="dim")
     t.add_column("row", style="bold")
     for c in table.columns:
-        t.add_column(c.title, justify="right")
+        t.add_column(markup(c.title, newlines=False), justify="right")
     last_group = None
     for r in table.rows:
         if _has_groups(table) and last_group is not None and r.group != last_group:
             t.add_section()
         last_group = r.group
         cells = [fmt_cell(r.cells.get(c.key), c) for c in table.columns]
-        t.add_row(*([r.group] if _has_groups(table) else []), r.label, *cells)
+        t.add_row(*(markup(x, newlines=False) for x in ([r.group] if _has_groups(table) else []) + [r.label]),
+                  *cells)
     return t
 
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(table: BoardTable, *, embed_data: bool = True) -> str:
@@ -76,21 +78,22 @@ def to_markdown(table: BoardTable, *, embed_data: bool = True) -> str:
     ``compare`` can read a published table back exactly."""
     groups = _has_groups(table)
     head = (["Group"] if groups else []) + ["Model"] + [c.title for c in table.columns]
-    lines = [f"# {table.title}", ""]
+    lines = [f"# {md(table.title)}", ""]
     if table.description:
-        lines += [table.description.strip(), ""]
-    lines += ["| " + " | ".join(_md_escape(h) for h in head) + " |",
+        lines += [md(table.description.strip()), ""]
+    lines += ["| " + " | ".join(md(h) for h in head) + " |",
               "|" + "|".join([":---"] * (len(head) - len(table.columns)) + ["---:"] * len(table.columns)) + "|"]
     for r in table.rows:
-        cells = [fmt_cell(r.cells.get(c.key), c) for c in table.columns]
-        lines.append("| " + " | ".join(_md_escape(x) for x in ([r.group] if groups else []) + [r.label, *cells])
+        cells = [fmt_cell(r.cells.get(c.key), c) for c in table.columns]  # our own numbers: nothing to escape
+        lines.append("| " + " | ".join([*(md(x) for x in ([r.group] if groups else []) + [r.label]), *cells])
                      + " |")
-    lines += ["", _legend(table), ""]
+    lines += ["", md(_legend(table)), ""]
     cols = ", ".join(f"{c.title} = {c.task}/{c.split} {c.metric}" for c in table.columns)
-    lines += [f"Columns: {cols}.", ""]
+    lines += [f"Columns: {md(cols)}.", ""]
     if embed_data:
-        data = orjson.dumps(_jsonable(_portable(table.to_dict()))).decode()
-        data = data.replace("--", "-\\u002d")  # never close the comment early
+        data = json_text(store.dumps(_jsonable(_portable(table.to_dict()))).decode())
+        # never close the comment early, and no raw markup or terminal controls even inside it
+        data = data.replace("--", "-\\u002d").replace("<", "\\u003c").replace(">", "\\u003e")
         lines += [f"<!-- {DATA_MARKER}", data, "-->", ""]
     return "\n".join(lines)
 
@@ -113,22 +116,22 @@ def to_csv(table: BoardTable) -> str:
     for r in table.rows:
         for c in table.columns:
             cell = r.cells.get(c.key)
-            base = [r.group, r.label, c.title, c.task, c.split, c.metric]
+            base = [csv_field(x) for x in (r.group, r.label, c.title, c.task, c.split, c.metric)]
             if cell is None:
                 w.writerow([*base, "", "", "", "", "", "", "", ""])
             else:
-                w.writerow([*base, _num(cell.value), _num(cell.ci_low), _num(cell.ci_high), cell.n, cell.run_id,
-                            "" if cell.seed is None else cell.seed, "" if cell.flops is None else repr(cell.flops),
-                            cell.recipe or ""])
+                w.writerow([*base, _num(cell.value), _num(cell.ci_low), _num(cell.ci_high), cell.n,
+                            csv_field(cell.run_id), "" if cell.seed is None else cell.seed,
+                            "" if cell.flops is None else repr(cell.flops), csv_field(cell.recipe or "")])
     return buf.getvalue()
 
 
 def _num(v: float) -> str:
-    return "" if math.isnan(v) else repr(v)
+    return "" if not math.isfinite(v) else repr(v)
 
 
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
@@ -138,7 +141,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def to_json(table: BoardTable) -> str:
-    return orjson.dumps(_jsonable(table.to_dict()), option=orjson.OPT_INDENT_2).decode()
+    return store.dumps(_jsonable(table.to_dict()), indent=True).decode()
 
 
 _CSS = """
@@ -176,7 +179,7 @@ _JS = """
 def to_html(table: BoardTable) -> str:
     """One self-contained page (inline CSS and script, no external assets). Click a header to sort;
     ``page.html#sort=3:asc`` opens it sorted by the fourth column."""
-    e = html.escape
+    e = html_text
     groups = _has_groups(table)
     heads = (["Group"] if groups else []) + ["Model"]
     ths = [f"<th>{e(h)}</th>" for h in heads]
@@ -198,8 +201,8 @@ def to_html(table: BoardTable) -> str:
 
 
 def _html_cell(cell: Cell | None, col: Column) -> str:
-    e = html.escape
-    if cell is None or math.isnan(cell.value):
+    e = html_text
+    if cell is None or not math.isfinite(cell.value):
         return '<td class="num none" data-v="">–</td>'
     fmt = col.fmt()
     ci = ""
@@ -226,13 +229,27 @@ def render(table: BoardTable, fmt: str) -> str:
 def read_table(path: Path | str) -> BoardTable:
     """A published table: JSON from ``--format json``, or markdown from ``publish`` (its data comment)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_bytes()
+        if len(raw) > MAX_TABLE_BYTES:
+            raise BoardError(f"{path}: {len(raw)} bytes is too big for a published table")
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise BoardError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BoardError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if path.suffix == ".json":
-        return BoardTable.from_dict(orjson.loads(text))
-    m = re.search(rf"<!-- {DATA_MARKER}\n(.*?)\n-->", text, re.S)
-    if not m:
-        raise BoardError(f"{path}: no embedded table data (regenerate it with `harness leaderboard publish`)")
-    return BoardTable.from_dict(orjson.loads(m.group(1)))
+        payload = text
+    else:
+        m = re.search(rf"<!-- {DATA_MARKER}\n(.*?)\n-->", text, re.S)
+        if not m:
+            raise BoardError(f"{path}: no embedded table data (regenerate it with `harness leaderboard publish`)")
+        payload = m.group(1)
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BoardError(f"{path}: the table data is not valid JSON ({exc})") from None
+    return BoardTable.from_dict(data, where=str(path))
 
 
 def publish(board: Board, root: Path | str, out: Path | str | None = None) -> Path:
@@ -244,7 +261,7 @@ def publish(board: Board, root: Path | str, out: Path | str | None = None) -> Pa
         out = base / f"{board.name}.md"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(table), encoding="utf-8")
+    store.write_text_atomic(out, to_markdown(table))  # a full disk leaves the published table as it was
     return out
 
 

@@ -210,8 +210,13 @@ class HFBackend:
         return messages, images
 
     def _prompt(self, messages: list[dict[str, Any]]) -> str:
+        """The rendered prompt. The checkpoint's chat template runs under a work and size budget
+        (:mod:`plugins.hf.templates`): a template that loops for ever fails this request, not the machine."""
         if self.has_template:
-            return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            from plugins.hf.templates import render_bounded
+
+            return render_bounded(lambda: self.processor.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True), what=f"the chat template of {self.name}")
         # A base model without a chat template: a plain transcript that ends where the answer starts.
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join([*lines, "assistant:"])
@@ -249,12 +254,24 @@ class HFBackend:
 
     def _generate_chunk(self, requests: Sequence[Request], convs: Sequence[tuple[Any, list[Image]]],
                         params: GenParams) -> list[Completion]:
-        prompts = [self._prompt(msgs) for msgs, _ in convs]
-        ids, prompt_counts = self.sample(prompts, [ims for _, ims in convs], max_new_tokens=params.max_tokens,
-                                         temperature=params.temperature, top_p=params.top_p,
-                                         seed=_batch_seed(params, requests))
-        return [Completion(text=self.tokenizer.decode(row, skip_special_tokens=True), prompt_tokens=n_prompt,
-                           completion_tokens=len(row)) for row, n_prompt in zip(ids, prompt_counts, strict=True)]
+        from plugins.hf.templates import TemplateBudgetError
+
+        out: list[Completion | None] = [None] * len(convs)
+        prompts, keep = [], []
+        for k, (msgs, _) in enumerate(convs):
+            try:
+                prompts.append(self._prompt(msgs))
+                keep.append(k)
+            except TemplateBudgetError as exc:  # this conversation's episode fails with the reason
+                out[k] = Completion("", error=str(exc))
+        if keep:
+            ids, prompt_counts = self.sample(prompts, [convs[k][1] for k in keep], max_new_tokens=params.max_tokens,
+                                             temperature=params.temperature, top_p=params.top_p,
+                                             seed=_batch_seed(params, [requests[k] for k in keep]))
+            for k, row, n_prompt in zip(keep, ids, prompt_counts, strict=True):
+                out[k] = Completion(text=self.tokenizer.decode(row, skip_special_tokens=True), prompt_tokens=n_prompt,
+                                    completion_tokens=len(row))
+        return [c for c in out if c is not None]
 
     def inputs(self, prompts: list[str], images: list[list[Image]]) -> Any:
         """Encoded prompts on the model's device, pixel values in the model's dtype."""

@@ -24,13 +24,28 @@ def _factory(args: Mapping[str, Any]) -> Backend:
     return create(args)
 
 
+def _identify(args: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint's content hash (a local directory, or a hub id's snapshot in the local cache)."""
+    from harness.fingerprint import checkpoint_fingerprint
+    from plugins.hf.backend import CheckpointNotFoundError, resolve_checkpoint
+
+    pretrained = args.get("pretrained") or args.get("model")
+    if not isinstance(pretrained, str) or not pretrained:
+        return None
+    try:
+        path = resolve_checkpoint(pretrained, revision=args.get("revision"), cache_dir=args.get("cache_dir"))
+    except CheckpointNotFoundError:  # the backend's own start reports where it looked
+        return None
+    return {"checkpoint_sha256": checkpoint_fingerprint(path)}
+
+
 @hookimpl
 def harness_backends() -> list[BackendSpec]:
     return [BackendSpec(
         "hf",
         "a local transformers checkpoint (directory or cached hub id), batched generate; "
         "args: pretrained, dtype, device, max_batch_size, max_image_size, trust_remote_code",
-        _factory, default_batch_size=16, extra="hf")]
+        _factory, default_batch_size=16, extra="hf", identify=_identify)]
 
 
 @hookimpl

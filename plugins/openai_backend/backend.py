@@ -11,6 +11,9 @@ and this module retries instead, so the policy is explicit and capped:
   is deterministic at a fixed seed;
 * backoff: ``backoff_base * 2**(attempt-1)`` seconds capped at ``backoff_max``, times a jitter factor in
   [0.5, 1]; a ``Retry-After`` / ``retry-after-ms`` header replaces it (capped at ``retry_after_max``).
+* deadline: ``timeout`` bounds each attempt as a whole (connect, send, and the full response body), not
+  just each read: a server that drips one byte at a time is cut off at ``timeout`` like one that is silent.
+  One request therefore takes at most ``(1 + max_retries) * timeout`` plus the backoff waits.
 
 A request that still fails after ``1 + max_retries`` attempts, or fails in a way not worth retrying,
 returns ``Completion(text="", error=reason)`` instead of raising: the runner records that episode as
@@ -25,6 +28,7 @@ import concurrent.futures
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -34,6 +38,7 @@ from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from harness.store import scrub_secrets
 from harness.types import Completion, GenParams, Request
 from plugins.openai_backend.messages import to_chat_messages
 
@@ -127,8 +132,10 @@ def _num(args: Mapping[str, Any], key: str, default: Any, kind: type, low: float
         return default
     try:
         value = kind(args[key])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{key} must be a number, got {args[key]!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {args[key]!r}")
     if value < low:
         raise ValueError(f"{key} must be >= {low}, got {value}")
     return value
@@ -146,16 +153,16 @@ def _choice(args: Mapping[str, Any], key: str, options: tuple[str, ...]) -> str:
 # ----------------------------------------------------------------------------------- secret scrubbing
 
 _BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.I)
-_SK = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
 
 
 def scrub(text: str, secrets: Sequence[str] = ()) -> str:
-    """Mask API keys in ``text``: the given secrets verbatim, bearer tokens, and ``sk-...`` strings."""
+    """Mask API keys in ``text``: the given secrets verbatim, bearer tokens, URL userinfo, secret query
+    parameters and ``sk-...`` strings (:func:`harness.store.scrub_secrets`)."""
     for s in secrets:
         if s and len(s) >= 4 and s != PLACEHOLDER_KEY:
             text = text.replace(s, "***")
     text = _BEARER.sub(r"\1***", text)
-    return _SK.sub("sk-***", text)
+    return scrub_secrets(text)
 
 
 # --------------------------------------------------------------------------------- one attempt's end
@@ -230,10 +237,11 @@ def parse_body(raw: bytes) -> tuple[str, int, int]:
 
 
 def _int(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+    """A token count from the server: a non-negative integer below 2**53, else 0 (a server's 1e300 must not
+    reach the run record as a number JSON cannot hold)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
+    return int(value) if 0 <= value < 2**53 else 0
 
 
 # ------------------------------------------------------------------------------------------ backend
@@ -348,16 +356,21 @@ class OpenAIBackend:
         import openai
 
         extra = dict(self.cfg.extra_body) if self.cfg.extra_body else None
-        try:
+
+        async def call() -> bytes:
             raw = await client.chat.completions.with_raw_response.create(**payload, extra_body=extra)
-            content = raw.http_response.content
+            return raw.http_response.content
+
+        try:
+            # the client's timeout is per read; this is the deadline for the whole attempt
+            content = await asyncio.wait_for(call(), timeout=self.cfg.timeout)
         except openai.APIStatusError as exc:
             code = exc.status_code
             retryable = code in (408, 409, 429) or code >= 500
             detail = "" if retryable else _status_detail(exc)
             reason = self._scrub(f"HTTP {code}" + (f": {detail}" if detail else ""))
             return _Failure(reason, retryable, parse_retry_after(exc.response.headers) if retryable else None)
-        except openai.APITimeoutError:
+        except (openai.APITimeoutError, TimeoutError):
             return _Failure(f"timeout ({self.cfg.timeout:g}s)", True)
         except openai.APIConnectionError as exc:
             what = _cause_chain(exc)

@@ -12,6 +12,8 @@ Actions (dicts), consumed one per request in order:
   {"kind": "slow", "delay": 2.0}                     sleep, then answer normally
   {"kind": "garbage", "body": "...", "content_type": "text/html"}   200 with a non-JSON body
   {"kind": "json", "body": {...}}                    200 with this JSON (missing choices, null content)
+  {"kind": "drip", "interval": 0.1, "count": 10000}  200 whose body comes one byte per interval (a server
+                                                     that is never silent long enough for a read timeout)
 
 Every request is logged (time, Authorization header, JSON body) for the tests to inspect.
 """
@@ -34,7 +36,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 SUM = re.compile(r"What is (-?\d+) \+ (-?\d+)\?")
 FAULT_CYCLE = ({"kind": "status", "code": 500}, {"kind": "status", "code": 429, "retry_after": 0},
@@ -164,6 +166,16 @@ def make_app(state: FaultState) -> FastAPI:
                             media_type=action.get("content_type", "text/html"))
         if kind == "json":
             return JSONResponse(action["body"])
+        if kind == "drip":
+            interval, count = float(action.get("interval", 0.1)), int(action.get("count", 10_000))
+            body = json.dumps(completion_body("dripped")).encode()
+
+            async def drip() -> Any:
+                for i in range(count):
+                    await asyncio.sleep(interval)
+                    yield body[i:i + 1] if i < len(body) else b" "
+
+            return StreamingResponse(drip(), media_type="application/json")
         raise ValueError(f"unknown scripted action {kind!r}")
 
     return app

@@ -226,3 +226,45 @@ def test_every_registered_task_runs_two_episodes_with_a_tiny_vlm(vlm: HFBackend,
         assert rec["tokens"]["prompt"] > 0 and rec["tokens"]["completion"] > 0, name
         ran.append(name)
     assert ran, "no registered task could run"
+
+
+# ------------------------------------------------------------------------------------- chat templates
+
+LOOPS = "{% for i in range(99999) %}{% for j in range(99999) %}{% for k in range(99999) %}{% endfor %}" \
+        "{% endfor %}{% endfor %}{{ messages[0]['content'] }}"
+GROWS = "{% for i in range(99999) %}{% for j in range(99999) %}{{ 'spam ' * 1000 }}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(("template", "needle"), [(LOOPS, "steps"), (GROWS, "characters")])
+def test_template_rendering_is_bounded(template: str, needle: str) -> None:
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from plugins.hf.templates import TemplateBudgetError, render_bounded
+
+    msgs = [{"role": "user", "content": "hi"}]
+    with pytest.raises(TemplateBudgetError, match=needle):
+        render_bounded(lambda: render_jinja_template([msgs], chat_template=template))
+    plain = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert render_bounded(lambda: render_jinja_template([msgs], chat_template=plain))[0] == ["user: hi\n"]
+
+
+def test_hostile_template_fails_its_episodes_not_the_machine(text_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(text_dir, hostile)
+    cfg_path = hostile / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["chat_template"] = LOOPS
+    cfg_path.write_text(json.dumps(cfg))
+    (hostile / "chat_template.jinja").unlink(missing_ok=True)
+    be = create({"pretrained": str(hostile), "device": "cpu"})
+    reg = load_registry(["harness_toy.plugin"], entry_points=False)
+    cfg_ = EvalConfig(task="toy-add", split="id", model="hostile", backend="hf", episodes=3, batch_size=3,
+                      gen=GenParams(max_tokens=4))
+    res = Runner(reg.task("toy-add"), be, cfg_, tmp_path / "run").run()
+    be.close()
+    assert res.record["episodes_failed"] == 3
+    (reason,) = res.record["failure_reasons"]
+    assert "chat template" in reason and "steps" in reason

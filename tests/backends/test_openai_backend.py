@@ -378,7 +378,7 @@ def test_runner_end_to_end_with_faults_and_resume(fault: FaultState, url: str, t
         else:
             assert r["success"] and r["tokens"]["prompt"] > 0
             assert len(r["turns"]) == (2 if r["index"] in careless else 1)
-    assert first.record["status"] == "incomplete" and first.record["episodes_failed"] == len(flaky)
+    assert first.record["status"] == "failed" and first.record["episodes_failed"] == len(flaky)
     # A [hiccup] episode's first request failed and the backend's retry saved it within the run.
     hiccup_first_try = [r for r in fault.requests() if r["body"]["messages"][0]["content"].startswith("[hiccup]")
                         and len(r["body"]["messages"]) == 1]
@@ -419,3 +419,44 @@ def test_unexpected_exception_becomes_error_completion(url: str, monkeypatch: py
     comp = one(be)
     be.close()
     assert comp.error is not None and comp.error.startswith("unexpected KeyError") and KEY not in comp.error
+
+
+def test_dripping_server_is_cut_off_at_the_deadline(fault: FaultState, url: str) -> None:
+    """`timeout` bounds the whole request: a body that trickles in a byte at a time never resets it."""
+    import threading
+
+    be = backend(url, timeout=0.5, max_retries=0)
+    fault.push({"kind": "drip", "interval": 0.05, "count": 100_000})
+    done: list[Completion] = []
+    worker = threading.Thread(target=lambda: done.append(one(be)), daemon=True)
+    worker.start()
+    worker.join(60)  # a generous cap on a wait for a state, not a timing threshold: without a deadline, hours
+    assert done, "the request was still running after 60 s"
+    be.close()
+    assert done[0].error == "timeout (0.5s) after 1 attempt" and len(fault.requests()) == 1
+
+
+def test_lone_surrogate_from_the_server_is_recorded(fault: FaultState, url: str, tmp_path: Path) -> None:
+    args = {"model": "fault-model", "base_url": url, "api_key_env": KEY_ENV, "max_retries": 0}
+    body = '{"choices": [{"message": {"role": "assistant", "content": "x\\ud800y"}}]}'
+    fault.push(*[{"kind": "garbage", "body": body, "content_type": "application/json"}] * 4)
+    cfg = EvalConfig(task="sum", split="id", model="fault-model", backend="openai", model_args=args, episodes=2,
+                     verify_iter=1)
+    be = make_backend(args)
+    res = Runner(SUM_TASK, be, cfg, tmp_path / "s").run()
+    be.close()
+    assert res.record["episodes_ok"] == 2
+    lines = (tmp_path / "s" / "samples.jsonl").read_bytes().splitlines()
+    assert orjson.loads(lines[0])["turns"][0]["answer"] == "x\ufffdy"
+    be = make_backend(args)
+    res = Runner(SUM_TASK, be, EvalConfig(**{**cfg.__dict__, "episodes": 4}), tmp_path / "s").run(resume=True)
+    be.close()
+    assert res.record["episodes_ok"] == 4
+
+
+def test_absurd_usage_numbers_stay_recordable(fault: FaultState, url: str) -> None:
+    be = backend(url)
+    fault.push({"kind": "ok", "text": "5", "usage": (1e300, -7)})
+    comp = one(be)
+    be.close()
+    assert comp.text == "5" and comp.prompt_tokens == 0 and comp.completion_tokens == 0

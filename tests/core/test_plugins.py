@@ -226,3 +226,20 @@ def test_plugins_can_ship_boards(tmp_path) -> None:
     reg = load_registry(["board_plugin"], entry_points=False)
     assert reg.boards == {"my-board": board}
     assert next(p for p in reg.plugins if p.name == "board_plugin").registered == {"boards": ["my-board"]}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("models = 5", "'models' must be a table"),
+    ("[models]\nx = 5", "models.x must be a table"),
+    ("[models.x]\nbackend = 3", "needs a 'backend' key"),
+    ("[models.x\n", "cannot be read as TOML"),
+])
+def test_bad_user_config_names_the_file_and_field(tmp_path, monkeypatch, text, needle) -> None:
+    from harness.plugins import PluginError, load_registry
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    monkeypatch.setenv("HARNESS_CONFIG", str(cfg))
+    with pytest.raises(PluginError, match=needle) as info:
+        load_registry(entry_points=False)
+    assert str(cfg) in str(info.value)

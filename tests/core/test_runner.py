@@ -3,15 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from harness.plugins import load_registry
 from harness.runner import EvalConfig, RunExistsError, Runner, episode_seed, run_dir_for
 from plugins.baselines import OracleBackend, RandomBackend
 from tests.core.helpers import FlakyOracle
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_registry(["harness_toy.plugin"], entry_points=False).task("toy-add")
 
 
 def _cfg(**kw):
@@ -91,7 +85,7 @@ def test_failed_episodes_are_recorded_then_retried_on_resume(toy, tmp_path) -> N
     backend = FlakyOracle(0.0)
     res = Runner(toy, backend, _cfg(), tmp_path / "f").run()
     failed = res.record["episodes_failed"]
-    assert 0 < failed < 40 and res.record["status"] == "incomplete"
+    assert 0 < failed < 40 and res.record["status"] == "failed"
     assert res.record["failure_reasons"] == {"backend: HTTP 503 after 3 attempts": failed}
     ok_before = {r["index"]: r for r in _lines(tmp_path / "f") if r["status"] == "ok"}
     backend.heal = True
@@ -132,3 +126,21 @@ def test_secrets_in_model_args_are_redacted(toy, tmp_path) -> None:
     Runner(toy, OracleBackend(), cfg, tmp_path / "s").run()
     for f in (tmp_path / "s").iterdir():
         assert b"sk-SECRET123" not in f.read_bytes() and b"Bearer x" not in f.read_bytes()
+
+
+def test_nested_secrets_and_url_userinfo_are_redacted(toy, tmp_path) -> None:
+    from harness import index
+
+    secrets_ = ["hunter2", "sk-abcdefgh12345678", "Zm9vOmJhcg", "s3cr3t-token"]
+    args = {"base_url": "https://user:hunter2@api.example.com/v1?api_key=s3cr3t-token&x=1",
+            "extra_body": {"api_key": "sk-abcdefgh12345678", "options": [{"headers": {"X-Auth": "Zm9vOmJhcg"}}]},
+            "model": "m"}
+    run_dir = tmp_path / "runs" / "s"
+    Runner(toy, OracleBackend(), _cfg(episodes=2, model_args=args), run_dir).run()
+    index.index_run(run_dir)
+    for f in [*run_dir.iterdir(), tmp_path / "runs" / "index.sqlite"]:
+        data = f.read_bytes()
+        assert not any(s.encode() in data for s in secrets_), f
+    rec = orjson.loads((run_dir / "run.json").read_bytes())
+    assert rec["model"]["args"]["base_url"] == "https://***@api.example.com/v1?api_key=***&x=1"
+    assert rec["model"]["args"]["extra_body"]["options"][0]["headers"]["X-Auth"] == "***"

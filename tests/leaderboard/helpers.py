@@ -62,3 +62,16 @@ def make_run(root: Path, *, task: str = "gp-l", split: str = "id", model: str = 
 def pattern(n: int, k: int) -> list[bool]:
     """n episodes, the first k solved."""
     return [i < k for i in range(n)]
+
+
+def run_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """``harness ARGV`` in this process: (exit code, stdout, stderr)."""
+    from harness.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -64,11 +64,11 @@ def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
     make_run(root, model="oracle", successes=[True] * 20, finished=100)
     make_run(root, split="ood-rule", model="oracle", successes=[True] * 20, finished=100)
-    # two base runs on one cell: the latest complete one wins; a later incomplete one is ignored
+    # two base runs on one cell: the latest complete one wins; a later failed one is ignored
     make_run(root, model="llama-3.2-vision", successes=pattern(20, 4), finished=100, run_id="old")
     make_run(root, model="llama-3.2-vision", successes=pattern(20, 8), finished=200, run_id="new")
     make_run(root, model="llama-3.2-vision", successes=pattern(20, 20), finished=300, run_id="partial",
-             status="incomplete")
+             status="failed")
     make_run(root, task="gp-vl", model="llama-3.2-vision", successes=pattern(4, 2), finished=100,
              recognition=[(4, 4), (3, 4), (2, 4), (4, 4)])
     for flops, k_id, k_ood in ((1e15, 10, 6), (2e15, 14, 9)):
@@ -158,3 +158,31 @@ def test_publish_writes_markdown_that_reads_back(tmp_path: Path, runs: Path) -> 
     back = lb.read_table(path)
     assert [r.label for r in back.rows] == ["Oracle", "Base", "RL 1e+15", "RL 2e+15"]
     assert math.isclose(back.rows[1].cells["gp-l/id/success_rate"].value, 0.4)
+
+
+def test_expanded_model_names_match_exactly_never_as_globs(tmp_path: Path) -> None:
+    names = {"gpt-4o": 9, "gpt*": 2, "[abc]": 4, "a": 6, "g?t-4o": 1}
+    for name, k in names.items():
+        make_run(tmp_path, model=name, successes=pattern(10, k))
+    board = lb.parse_board({"columns": [{"task": "gp-l", "split": "id"}],
+                            "rows": [{"label": "{model}", "expand": "model"}]})
+    table = lb.aggregate(board, tmp_path)
+    got = {r.label: r.cells["gp-l/id/success_rate"] for r in table.rows}
+    assert set(got) == set(names)
+    for name, k in names.items():
+        cell = got[name]
+        assert cell is not None and cell.value == k / 10 and cell.candidates == 1, name
+
+
+def test_a_literal_model_name_with_glob_characters_matches_itself(tmp_path: Path) -> None:
+    make_run(tmp_path, model="m[v2]", successes=pattern(10, 3))
+    board = lb.parse_board({"columns": [{"task": "gp-l", "split": "id"}], "rows": [{"label": "M", "model": "m[v2]"}]})
+    assert lb.aggregate(board, tmp_path).rows[0].cells["gp-l/id/success_rate"].value == 0.3
+
+
+def test_expand_on_a_field_holding_objects_skips_them(tmp_path: Path) -> None:
+    make_run(tmp_path, model="a", extra={"gen": {"nested": {"x": 1}}})
+    make_run(tmp_path, model="b", extra={"gen": {"nested": [1, 2]}})
+    board = lb.parse_board({"columns": [{"task": "gp-l", "split": "id"}],
+                            "rows": [{"label": "{nested}", "expand": "gen.nested"}]})
+    assert lb.aggregate(board, tmp_path).rows == []

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.leaderboard.helpers import make_run, pattern
+from tests.leaderboard.helpers import make_run, pattern, run_cli
 
 BOARD = """
 name = "clib"
@@ -26,16 +26,7 @@ expand = "flops"
 """
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from harness.cli import main
-
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+_cli = run_cli
 
 
 @pytest.fixture

@@ -102,3 +102,95 @@ def test_schema_versions(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(index.IndexSchemaError, match="newer harness"):
         index.query(tmp_path)
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("model", {"name": "m", "backend": ["a", "list"]}, "'model.backend' must be text"),
+    ("seed", 1e300, "'seed' must be an integer"),
+    ("seed", 2**70, "'seed' must be an integer"),
+    ("metrics", {"success_rate": "high"}, "'metrics.success_rate' must be an object"),
+    ("metrics", {"success_rate": {"value": "high", "n": 3}}, "'metrics.success_rate.value' must be a finite"),
+    ("metrics", {"success_rate": {"value": 0.5, "n": -1}}, "'metrics.success_rate.n' must not be negative"),
+    ("training", {"recipe": "rl", "flops": "lots"}, "'flops' must be a finite number"),
+    ("finished", 1e300, None),  # a finite number: valid (shown as "-"), must not crash the listing
+    ("status", 5, "'status' must be text"),
+    ("failure_reasons", {"x": "many"}, "'failure_reasons' must map reasons to counts"),
+    ("created", "yesterday", "'created' must be a finite number"),
+])
+def test_wrong_typed_records_are_skipped_naming_the_field(capsys, tmp_path: Path, monkeypatch, field, value,
+                                                          needle) -> None:
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DISABLE_ENTRYPOINTS", "1")
+    make_run(tmp_path, model="good", run_id="good")
+    make_run(tmp_path, model="bad", run_id="bad", extra={field: value})
+    report = index.rebuild(tmp_path)
+    if needle is None:
+        assert not report.skipped
+    else:
+        (skipped,) = report.skipped
+        assert Path(skipped[0]).name == "bad" and needle in skipped[1] and "run.json" in skipped[1]
+    board = tmp_path / "b.toml"
+    board.write_text('[[columns]]\ntask = "gp-l"\nsplit = "id"\n[[rows]]\nlabel = "{model}"\nexpand = "model"\n')
+    for argv in (["runs", "list", "-o", str(tmp_path)], ["runs", "reindex", "-o", str(tmp_path)],
+                 ["leaderboard", "show", str(board), "--runs", str(tmp_path)],
+                 ["leaderboard", "show", str(board), "--runs", str(tmp_path), "-f", "html"]):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr().out
+        assert code == 0 and ("good" in out or argv[1] == "reindex"), argv
+
+
+def test_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    make_run(tmp_path, model="a")
+    make_run(tmp_path, model="b")
+    index.rebuild(tmp_path)
+    (tmp_path / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.warns(index.IndexWarning, match="moved to index.sqlite.corrupt-"):
+        assert sorted(r.model for r in index.query(tmp_path)) == ["a", "b"]
+    assert list(tmp_path.glob("index.sqlite.corrupt-*")), "the damaged file is kept for inspection"
+    assert index.count(tmp_path) == 2
+
+
+@pytest.mark.parametrize("schema", [
+    "CREATE TABLE runs (x INTEGER)",  # a table of the right name, the wrong shape
+    "CREATE TABLE meta (k TEXT); CREATE TABLE other (y)",  # someone else's database
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', 'one')",
+])
+def test_foreign_index_is_rebuilt(tmp_path: Path, schema: str) -> None:
+    make_run(tmp_path, model="a")
+    with sqlite3.connect(tmp_path / "index.sqlite") as conn:
+        conn.executescript(schema)
+    with pytest.warns(index.IndexWarning):
+        report = index.rebuild(tmp_path)
+    assert report.indexed == 1 and [r.model for r in index.query(tmp_path)] == ["a"]
+
+
+def test_reindex_command_recovers_a_corrupt_index(capsys, tmp_path: Path, monkeypatch) -> None:
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DISABLE_ENTRYPOINTS", "1")
+    make_run(tmp_path, model="a")
+    (tmp_path / "index.sqlite").write_bytes(b"\x00" * 4096)
+    try:
+        main(["runs", "reindex", "-o", str(tmp_path)])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    assert code == 0 and "indexed 1 run(s)" in cap.out and "unusable" in cap.err
+
+
+def test_a_running_record_nobody_holds_reads_as_interrupted(tmp_path: Path) -> None:
+    from harness.runlock import RunLock
+
+    run_dir = make_run(tmp_path, model="a", status="running")
+    with RunLock(run_dir):
+        (row,) = index.query(tmp_path)
+        assert row.status == "running"
+    (row,) = index.query(tmp_path)  # the lock is free: the process that held it is gone
+    assert row.status == "interrupted" and row.record["status"] == "interrupted"
+    assert "--resume" in row.record["advice"]

@@ -64,3 +64,31 @@ def test_compute_series_follow_the_root_model(tmp_path: Path) -> None:
     points = plot.compute_points(plot.compute_table(tmp_path))
     assert sorted({p.series for p in points}) == ["llama rl", "llama sft", "qwen rl", "qwen sft"]
     assert sorted(p.x for p in points if p.series == "qwen sft") == [1e15, 2e15]
+
+
+def test_wilson_bounds_never_land_on_the_wrong_side() -> None:
+    from harness.metrics import wilson
+
+    for n in range(1, 3001):
+        for hits in {0, n, 1, n - 1, n // 2}:
+            m = wilson(hits, n)
+            assert 0.0 <= m.ci_low <= m.value <= m.ci_high <= 1.0, (hits, n, m)
+
+
+@pytest.mark.parametrize("k", [0, 20])
+def test_plot_column_at_0_and_100_percent(tmp_path: Path, k: int) -> None:
+    for n in (7, 20, 33, 1000):  # sizes at which rounding put the old bounds a hair past 0 or 1
+        make_run(tmp_path / "runs", model=f"m{n}", successes=pattern(n, n * k // 20))
+    board = lb.parse_board({"columns": [{"task": "gp-l", "split": "id"}],
+                            "rows": [{"label": "{model}", "expand": "model"}]})
+    table = lb.aggregate(board, tmp_path / "runs")
+    (svg,) = plot.plot_column(table, "1", tmp_path / "b.svg")
+    assert svg.read_text().count("<svg") == 1
+
+
+def test_plot_labels_are_not_mathtext(tmp_path: Path) -> None:
+    make_run(tmp_path / "runs", model="$\\frac{$", successes=pattern(4, 2))
+    board = lb.parse_board({"title": "$x^$", "columns": [{"task": "gp-l", "split": "id", "label": "$\\sqrt{$"}],
+                            "rows": [{"label": "{model}", "expand": "model"}]})
+    (png,) = plot.plot_column(lb.aggregate(board, tmp_path / "runs"), "1", tmp_path / "b.png")
+    assert png.stat().st_size > 1000
