@@ -201,7 +201,8 @@ def eval_cmd(
         cfgs = [EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
                            model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                            task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
-                           max_connections=max_connections, model_identity=identity, task_version=spec.version)
+                           max_connections=max_connections, model_identity=identity, task_version=spec.version,
+                           plugins=reg.provenance(task, backend_spec.name))
                 for split_name in splits]
     except (ConfigError, FingerprintError) as exc:
         raise fail(str(exc)) from None

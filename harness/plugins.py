@@ -76,6 +76,21 @@ class PluginInfo:
         dist = f"distribution {self.distribution} {self.version}" if self.distribution else "not installed"
         return f"{self.name!r} ({self.module}; {dist})"
 
+    def provenance(self) -> dict[str, Any]:
+        """What code this plugin is: distribution and version, and for editable installs and modules named
+        with --plugin a hash of its source (so an edited task never resumes into runs of the old code).
+        ``id`` is the one-line form that goes into run identities."""
+        if self._provenance is None:
+            editable = self.distribution is None or _is_editable(self.module)
+            source = _source_hash(self.module) if editable else None
+            base = f"{self.distribution} {self.version}" if self.distribution else self.module
+            self._provenance = {"plugin": self.name, "module": self.module, "distribution": self.distribution,
+                                "version": self.version, "editable": editable, "source_sha256": source,
+                                "id": base + (f"+src.{source[:12]}" if source else "")}
+        return dict(self._provenance)
+
+    _provenance: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
 
 @dataclass
 class Registry:
@@ -108,6 +123,16 @@ class Registry:
         """The plugin that registered a task, backend, model alias or recipe."""
         return self.owners.get((kind, name))
 
+    def provenance(self, task: str | None = None, backend: str | None = None) -> dict[str, Any]:
+        """``{"task": ..., "backend": ...}``: the provenance of the plugins behind a run (see
+        :meth:`PluginInfo.provenance`); names without a plugin (user aliases, ...) are left out."""
+        out = {}
+        for role, kind, name in (("task", "tasks", task), ("backend", "backends", backend)):
+            info = self.plugin_of(kind, name) if name else None
+            if info is not None:
+                out[role] = info.provenance()
+        return out
+
     def resolve_model(self, name: str) -> tuple[BackendSpec, dict[str, Any], str]:
         """A model name is an alias, a backend name, or a local checkpoint directory (-> hf).
         Returns the backend, its default arguments, and a description of how the name was resolved."""
@@ -139,6 +164,51 @@ class Registry:
             except Exception as exc:  # an observer must never lose the run it observes
                 warnings.warn(f"plugin {impl.plugin_name!r}: harness_run_finished failed: {exc!r}",
                               PluginWarning, stacklevel=2)
+
+
+def _is_editable(module: str) -> bool:
+    """The plugin's code is a working tree (an editable install, or a checkout on sys.path), not an installed copy
+    in site-packages: its files can change under the same version number."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return True
+    origin = spec.origin if spec else None
+    if not origin or origin in ("built-in", "frozen"):
+        return False
+    return not any(part in ("site-packages", "dist-packages") for part in Path(origin).parts)
+
+
+_HASHES: dict[str, str | None] = {}
+
+
+def _source_hash(module: str) -> str | None:
+    """SHA-256 over the plugin's source: the package directory of a ``pkg.plugin`` module or a package, else the
+    module's own file. Cached per process; None when the module has no files (built in, a namespace)."""
+    if module in _HASHES:
+        return _HASHES[module]
+    import hashlib
+    import importlib.util
+
+    digest = None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin) if spec and spec.origin and spec.origin not in ("built-in", "frozen") else None
+    if origin is not None and origin.is_file():
+        whole_dir = origin.name == "__init__.py" or module.endswith(".plugin")
+        files = sorted(p for p in origin.parent.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and not p.name.startswith(".")) if whole_dir else [origin]
+        h = hashlib.sha256()
+        for f in files:
+            with contextlib.suppress(OSError):
+                h.update(str(f.relative_to(origin.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
+        digest = h.hexdigest()
+    _HASHES[module] = digest
+    return digest
 
 
 def _trace(pm: pluggy.PluginManager) -> None:

@@ -106,6 +106,9 @@ class EvalConfig:
     # What the model is (harness.fingerprint.identify_model: a checkpoint's content hash), when known.
     model_identity: Mapping[str, Any] | None = None
     task_version: str = ""  # TaskSpec.version
+    # The plugins behind the run (Registry.provenance: distribution, version, source hash of editable code).
+    # The task plugin's code is part of the identity: an edited task never resumes into old episodes.
+    plugins: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("task", "split", "model", "backend"):
@@ -124,6 +127,8 @@ class EvalConfig:
         check_args(self.task_args, "task arg")
         if not isinstance(self.task_version, str):
             raise ConfigError(f"task_version must be a string, got {self.task_version!r}")
+        if self.plugins is not None:
+            check_args(self.plugins, "plugin provenance")
         if self.model_identity is not None:
             check_args(self.model_identity, "model identity")
 
@@ -138,7 +143,13 @@ class EvalConfig:
             ident["model_identity"] = dict(self.model_identity)
         if self.task_version:  # absent when empty, so tasks without a version keep their run ids
             ident["task_version"] = self.task_version
+        task_plugin = (self.plugins or {}).get("task")
+        if task_plugin:
+            ident["task_plugin"] = str(task_plugin.get("id", ""))
         return orjson.loads(store.dumps(ident))
+
+
+LIBRARIES = ("torch", "transformers", "accelerate", "peft", "vllm", "openai")  # versions recorded when installed
 
 
 class TaskContractError(ValueError):
@@ -154,11 +165,17 @@ def _finite_reward(reward: Any) -> float:
     return value
 
 
-def _summary(info: Mapping[str, Any]) -> dict[str, Any]:
-    """``info['episode']`` checked: success a bool, metrics valid per-episode values, details a mapping."""
-    raw = info.get("episode") or {}
+def _summary(info: Mapping[str, Any], kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``info['episode']`` checked against the env contract (harness/env.py): present when the episode ends,
+    ``success`` a bool, ``metrics`` only the task's declared metrics with values of their kind, ``details`` a
+    mapping. ``kinds`` maps declared metric names to their kind (None: names and kinds are not checked)."""
+    raw = info.get("episode")
+    if raw is None:
+        raise TaskContractError("the episode ended but info has no 'episode' summary ({'success': ..., ...})")
     if type(raw) is not dict and not isinstance(raw, Mapping):
         raise TaskContractError(f"info['episode'] must be a mapping, got {type(raw).__name__}")
+    if type(raw.get("success")) is not bool:
+        raise TaskContractError(f"info['episode']['success'] must be true or false, got {raw.get('success')!r}")
     metrics = raw.get("metrics") or {}
     details = raw.get("details") or {}
     if not (type(metrics) is dict or isinstance(metrics, Mapping)) or not (
@@ -166,15 +183,29 @@ def _summary(info: Mapping[str, Any]) -> dict[str, Any]:
         raise TaskContractError("info['episode'] 'metrics' and 'details' must be mappings")
     clean = {}
     for name, v in metrics.items():
-        if type(v) is bool or type(v) is int or (type(v) is float and math.isfinite(v)):  # the common case
-            clean[str(name)] = v
-            continue
+        kind = kinds.get(name) if kinds is not None else None
+        if kinds is not None and kind is None:
+            raise TaskContractError(f"episode metric {name!r} is not declared in the task's metrics "
+                                    f"({', '.join(kinds) or 'none'})")
         v = list(v) if isinstance(v, tuple) else v
-        why = store.metric_value_problem(v)
+        why = (_kind_problem(v, kind) if kind else None) or store.metric_value_problem(v)
         if why:
             raise TaskContractError(f"episode metric {name!r} {why}, got {v!r}")
         clean[str(name)] = v
-    return {"success": bool(raw.get("success", False)), "metrics": clean, "details": dict(details)}
+    return {"success": raw["success"], "metrics": clean, "details": dict(details)}
+
+
+def _kind_problem(v: Any, kind: str) -> str | None:
+    """Is ``v`` a value of a metric of this kind (None means "no value this episode")?"""
+    if v is None:
+        return None
+    if kind == "rate" and not (type(v) is bool or v in (0, 1)):
+        return "is a rate metric: it must be true/false (or 0/1)"
+    if kind == "mean" and isinstance(v, list):
+        return "is a mean metric: it must be a number"
+    if kind == "ratio" and not (isinstance(v, list) and all(type(x) is int for x in v) and v[0] <= v[1]):
+        return "is a ratio metric: it must be [hits, total] with whole numbers, hits <= total"
+    return None
 
 
 def _count(n: Any) -> int:
@@ -186,21 +217,26 @@ def _cut(answer: str, cap: int) -> str:
     return answer if len(answer) <= cap else answer[:cap] + f"\n[... {len(answer) - cap} more characters cut]"
 
 
-class _Episode:
-    """One live episode: its env, the conversation so far, and what it has scored.
+class Episode:
+    """One live episode: its env, the conversation so far, and what it has scored. Public: recipes drive
+    episodes with it exactly as evaluation does (``request()`` is what the model is sent, ``apply(completion)``
+    feeds an answer to the env and returns True when the episode is over, ``record()`` is the samples.jsonl
+    record).
 
     An answer longer than ``answer_cap`` characters is kept (in the history the model sees next and in the
     record) only up to the cap: the verifier has judged it already, and resending megabytes every turn
     would cost more than the whole rest of the run."""
 
-    __slots__ = ("answer_cap", "completion_tokens", "env", "index", "messages", "obs", "prompt_tokens", "reward",
-                 "seed", "summary", "turns")
+    __slots__ = ("answer_cap", "completion_tokens", "env", "index", "messages", "metric_kinds", "obs",
+                 "prompt_tokens", "reward", "seed", "summary", "turns")
 
-    def __init__(self, index: int, seed: int, env: TextEnv, answer_cap: int = MAX_RECORDED_ANSWER) -> None:
+    def __init__(self, index: int, seed: int, env: TextEnv, answer_cap: int = MAX_RECORDED_ANSWER,
+                 metric_kinds: Mapping[str, str] | None = None) -> None:
         self.index = index
         self.seed = seed
         self.env = env
         self.answer_cap = answer_cap
+        self.metric_kinds = metric_kinds  # the task's declared metrics (None: not checked)
         obs, _ = env.reset(seed=seed, options={"episode_index": index})
         self.obs: Observation = obs
         self.messages: list[Message] = []
@@ -238,7 +274,7 @@ class _Episode:
         if extra is not None and (type(extra) is dict or isinstance(extra, Mapping)):
             turn.update(extra)
         if terminated or truncated:
-            self.summary = _summary(info)
+            self.summary = _summary(info, self.metric_kinds)
         self.reward += reward
         self.turns.append(turn)
         if terminated or truncated:
@@ -307,6 +343,7 @@ class Runner:
         self.progress = progress
         self.verify_iter = cfg.verify_iter or task.default_verify_iter
         self.answer_cap = min(task.max_answer_chars or MAX_RECORDED_ANSWER, MAX_RECORDED_ANSWER)
+        self.metric_kinds = {m.name: m.kind for m in task.metrics}
         self.done = 0
         self.writer: store.SampleWriter | None = None
         self._spare: list[TextEnv] = []
@@ -318,10 +355,10 @@ class Runner:
             return self._spare.pop()
         return self.task.new_env(self.split.name, self.verify_iter, **dict(self.cfg.task_args))
 
-    def _new_episode(self, i: int, env: TextEnv) -> _Episode:
-        return _Episode(i, self._seed(i), env, self.answer_cap)
+    def _new_episode(self, i: int, env: TextEnv) -> Episode:
+        return Episode(i, self._seed(i), env, self.answer_cap, self.metric_kinds)
 
-    def _finish(self, ep: _Episode, error: str | None = None) -> None:
+    def _finish(self, ep: Episode, error: str | None = None) -> None:
         rec = ep.record(error)
         assert self.writer is not None
         self.writer.write(rec)
@@ -333,17 +370,21 @@ class Runner:
     def play_lockstep(self, indices: Sequence[int]) -> None:
         cfg = self.cfg
         pending = list(reversed(indices))
-        envs = [self.make_env() for _ in range(min(cfg.batch_size, len(indices)))]
-        live: list[_Episode] = []
-        free = envs[:]
+        live: list[Episode] = []
+        free: list[TextEnv] = []  # envs are built as episodes start, up to the batch size, then reused
+        built = 0
+        limit = min(cfg.batch_size, len(indices))
         while pending or live:
-            while free and pending:
+            while pending and (free or built < limit):
+                if not free:
+                    free.append(self.make_env())
+                    built += 1
                 i = pending.pop()
                 env = free.pop()
                 try:
                     live.append(self._new_episode(i, env))
                 except Exception as exc:
-                    err = _Episode.__new__(_Episode)
+                    err = Episode.__new__(Episode)
                     _blank(err, i, self._seed(i), env)
                     self._finish(err, _env_error(exc))
                     free.append(env)
@@ -352,7 +393,7 @@ class Runner:
             completions = self.backend.generate([ep.request() for ep in live], cfg.gen)
             if len(completions) != len(live):
                 raise RuntimeError(f"backend returned {len(completions)} completions for {len(live)} requests")
-            still: list[_Episode] = []
+            still: list[Episode] = []
             for ep, comp in zip(live, completions, strict=True):
                 if comp.error is not None:
                     self._finish(ep, f"backend: {comp.error}")
@@ -374,18 +415,17 @@ class Runner:
     # ------------------------------------------------------------- sliding window (remote APIs)
     async def _play_async(self, indices: Sequence[int]) -> None:
         agenerate = self.backend.agenerate  # type: ignore[attr-defined]
-        window = max(1, self.cfg.max_connections)
-        envs: asyncio.Queue[TextEnv] = asyncio.Queue()
-        for _ in range(min(window, len(indices))):
-            envs.put_nowait(self.make_env())
+        window = asyncio.Semaphore(max(1, self.cfg.max_connections))
+        free: list[TextEnv] = []  # envs are built as episodes start, at most one per window slot, then reused
 
         async def one(i: int) -> None:
-            env = await envs.get()
+            await window.acquire()
+            env = free.pop() if free else self.make_env()
             try:
                 try:
                     ep = self._new_episode(i, env)
                 except Exception as exc:
-                    ep = _Episode.__new__(_Episode)
+                    ep = Episode.__new__(Episode)
                     _blank(ep, i, self._seed(i), env)
                     self._finish(ep, _env_error(exc))
                     return
@@ -403,7 +443,8 @@ class Runner:
                         self._finish(ep)
                         return
             finally:
-                envs.put_nowait(env)
+                free.append(env)
+                window.release()
 
         await asyncio.gather(*(one(i) for i in indices))
 
@@ -527,6 +568,15 @@ class Runner:
         errors = [r for r in in_range if r["status"] != "ok"]
         metrics = aggregate(ok, self.task.metrics, failed=len(errors))
         status, advice, error = _outcome(len(ok), len(errors), cfg.episodes, stop)
+        env_bugs = [r for r in errors if str(r.get("error") or "").startswith(("env raised", "task contract"))]
+        if env_bugs and status == "failed" and stop is None:
+            # a task bug, not a flaky server: say whose, and that retrying alone will not help
+            plugin = (cfg.plugins or {}).get("task") or {}
+            who = f"task plugin {plugin.get('plugin')!r} ({plugin.get('id')})" if plugin else f"task {cfg.task!r}"
+            error = f"{len(env_bugs)} episode(s) failed inside the task's env: a bug in {who}: {env_bugs[0]['error']}"
+            advice = (f"{len(errors)} of {cfg.episodes} episodes failed (they count as unsolved in success_rate); "
+                      f"{len(env_bugs)} of them in the task's env, which --resume replays but cannot fix: report it to "
+                      f"the task's author, or fix the task and run again")
         record.update({
             "status": status,
             "advice": advice,
@@ -562,7 +612,9 @@ class Runner:
             "task_args": dict(cfg.task_args),
             "batch_size": cfg.batch_size,
             "created": previous.get("created") or time.time(),
-            "versions": store.versions([]),
+            "versions": store.versions([*(p.get("distribution") for p in (cfg.plugins or {}).values()),
+                                        *LIBRARIES]),
+            "plugins": dict(cfg.plugins or {}),
             "git_commit": store.git_commit(),
             "training": self.training,
             "status": status,
@@ -589,7 +641,7 @@ def _outcome(ok: int, failed: int, episodes: int, stop: BaseException | None) ->
     return "complete", None, None
 
 
-def _blank(ep: _Episode, index: int, seed: int, env: TextEnv) -> None:
+def _blank(ep: Episode, index: int, seed: int, env: TextEnv) -> None:
     """An episode that failed before its first observation (reset raised)."""
     ep.index, ep.seed, ep.env = index, seed, env
     ep.messages, ep.turns, ep.summary = [], [], {}
@@ -620,5 +672,5 @@ def format_metric(m: MetricValue, pct: bool) -> str:
     return f"{f(m.value)}{'%' if pct else ''} [{f(m.ci_low)}, {f(m.ci_high)}]"
 
 
-__all__ = ["EvalConfig", "RecordWarning", "RunExistsError", "RunFailed", "RunInterrupted", "Runner",
+__all__ = ["Episode", "EvalConfig", "RecordWarning", "RunExistsError", "RunFailed", "RunInterrupted", "Runner",
            "TaskContractError", "episode_seed", "format_metric", "read_training_info", "run_dir_for"]

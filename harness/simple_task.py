@@ -75,6 +75,7 @@ class SimpleTask:
     version: ClassVar[str] = ""
     gym_id: ClassVar[str | None] = None
     parse_answer: ClassVar[Any] = None  # optional: the answer parser on its own (fuzzing, tooling)
+    max_answer_chars: ClassVar[int | None] = None  # the most of one answer the judge reads (history is cut to it)
     # After the budget is spent, ask once more and score that answer without reading it (the paper's envs do).
     answer_after_budget: bool = False
     budget_spent_reward: float = -1.0
@@ -156,7 +157,8 @@ class SimpleTask:
         return TaskSpec(name=cls.name, description=cls.description, modality=cls.modality,  # type: ignore[arg-type]
                         splits=tuple(cls.splits), make_env=cls.make_env, default_verify_iter=cls.verify_iter,
                         metrics=tuple(cls.metrics), action_field=cls.action_field, gym_id=cls.gym_id,
-                        version=cls.version, parse_answer=_inherited_parser(cls))
+                        version=cls.version, parse_answer=_inherited_parser(cls),
+                        max_answer_chars=cls.max_answer_chars)
 
     @classmethod
     def register_gym(cls) -> None:

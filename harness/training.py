@@ -60,7 +60,7 @@ def make_evaluator(reg: Registry, *, task: TaskSpec, backend_name: str, model_ar
                 cfg = EvalConfig(task=task.name, split=split, model=str(ckpt), backend=backend_name,
                                  model_args=args, gen=gen, episodes=episodes, seed=seed,
                                  verify_iter=verify_iter, batch_size=batch_size, model_identity=identity,
-                                 task_version=task.version)
+                                 task_version=task.version, plugins=reg.provenance(task.name, backend_name))
                 result = Runner(task, backend, cfg, run_dir_for(runs_root, cfg)).run(resume=True)
                 reg.notify_run_finished(result.record, result.run_dir)
                 records.append(result.record)

@@ -1,7 +1,7 @@
 """SFT data: expert transcripts played through the task's own env and the runner's conversation logic,
 or the paper's own SFT records read from disk (:func:`llava_records`).
 
-An episode is played with :class:`harness.runner._Episode`, the object the runner uses, so roles,
+An episode is played with :class:`harness.runner.Episode`, the object the runner uses, so roles,
 ordering, system prompts and feedback turns are exactly what evaluation will show. Some episodes start
 with a wrong answer (the task's random policy, or the expert answer with a digit changed); the env's
 verifier then appends its feedback and the expert's correct revision follows, so the model learns the
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.env import TextEnv
-from harness.runner import _Episode, episode_seed
+from harness.runner import Episode, episode_seed
 from harness.types import Completion, Message, TaskSpec
 
 
@@ -46,9 +46,10 @@ def wrong_answer(env: TextEnv, rng: random.Random) -> str:
     return expert[:i] + str((int(expert[i]) + rng.randint(1, 9)) % 10) + expert[i + 1:]
 
 
-def expert_episode(env: TextEnv, seed: int, rng: random.Random, n_wrong: int) -> list[Example]:
-    """Play one episode: ``n_wrong`` wrong answers (fewer if the budget or luck ends it), then the expert."""
-    ep = _Episode(0, seed, env)
+def expert_episode(env: TextEnv, seed: int, rng: random.Random, n_wrong: int, budget: int) -> list[Example]:
+    """Play one episode: ``n_wrong`` wrong answers (fewer if the answer budget or luck ends it), then the
+    expert."""
+    ep = Episode(0, seed, env)
     out: list[Example] = []
     wrong_left = n_wrong
     while True:
@@ -63,12 +64,8 @@ def expert_episode(env: TextEnv, seed: int, rng: random.Random, n_wrong: int) ->
         over = ep.apply(Completion(answer))
         if over:
             return out
-        if wrong_left > 0 and before + 2 >= _budget(env):
+        if wrong_left > 0 and before + 2 >= budget:
             wrong_left = 0  # keep the last answer of the budget for the correct revision
-
-
-def _budget(env: TextEnv) -> int:
-    return int(getattr(env, "verify_iter", 1 << 30))
 
 
 def expert_stream(task: TaskSpec, split: str, *, seed: int, verify_iter: int | None, revision_frac: float,
@@ -76,7 +73,7 @@ def expert_stream(task: TaskSpec, split: str, *, seed: int, verify_iter: int | N
     """Endless expert examples. Episode seeds come from a stream named apart from evaluation's, so
     training never replays the evaluation episodes. ``dataset_size`` > 0 cycles over a fixed set."""
     env = task.new_env(split, verify_iter)
-    budget = _budget(env)
+    budget = verify_iter or task.default_verify_iter  # the answer budget, as the runner applies it
     rng = random.Random(f"{seed}:{stream}")
     cache: list[list[Example]] = []
     i = 0
@@ -88,7 +85,7 @@ def expert_stream(task: TaskSpec, split: str, *, seed: int, verify_iter: int | N
         wrong = 0
         if budget > 1 and max_wrong > 0 and rng.random() < revision_frac:
             wrong = rng.randint(1, min(max_wrong, budget - 1))
-        examples = expert_episode(env, episode_seed(task.name, f"{split}/{stream}", seed, i), rng, wrong)
+        examples = expert_episode(env, episode_seed(task.name, f"{split}/{stream}", seed, i), rng, wrong, budget)
         i += 1
         if dataset_size:
             cache.append(examples)

@@ -180,9 +180,9 @@ class RLTrainer:
         return turns + [fill] * (target - len(turns))
 
     def _filler(self) -> Any:
-        from harness.runner import _Episode
+        from harness.runner import Episode
 
-        return tuple(_Episode(0, self._seed(0), self.job.task.new_env(self.job.split, self.job.verify_iter)).messages)
+        return tuple(Episode(0, self._seed(0), self.job.task.new_env(self.job.split, self.job.verify_iter)).messages)
 
     @torch.no_grad()
     def estimate(self, logs: Sequence[EpisodeLog]) -> list[Turn]:

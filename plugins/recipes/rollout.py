@@ -1,6 +1,6 @@
 """Rollouts: multi-turn verification-revision episodes played in lock-step across parallel envs.
 
-Each live episode is the runner's own :class:`harness.runner._Episode`, so the conversation a policy
+Each live episode is the runner's own :class:`harness.runner.Episode`, so the conversation a policy
 answers during training is built exactly as in evaluation (feedback turns included). Every round, the
 next prompt of every live episode goes into one batched sampling call; each answer becomes a
 :class:`Turn` holding the sampled token ids (log-probs are later computed on these very ids) and the
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.env import TextEnv
-from harness.runner import _Episode
+from harness.runner import Episode
 from harness.types import Completion, Message
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class EpisodeLog:
         return sum(t.reward for t in self.turns)
 
 
-def _answer(ep: _Episode, log_: EpisodeLog, ids: list[int], n_prompt: int, decode: Decode) -> bool:
+def _answer(ep: Episode, log_: EpisodeLog, ids: list[int], n_prompt: int, decode: Decode) -> bool:
     """Feed one sampled answer to an episode and record the turn; True when the episode is over."""
     text = decode(ids)
     msgs = tuple(ep.messages)
@@ -94,11 +94,11 @@ def play(generate: Generate, decode: Decode, envs: Sequence[TextEnv], seeds: Seq
     ``sync(this_process_has_live_episodes)`` returns whether any process has; while it does, an idle
     process answers a filler prompt so that every process makes the same ``generate`` calls."""
     logs = [EpisodeLog(s, g, []) for s, g in zip(seeds, groups, strict=True)]
-    live: list[tuple[int, _Episode]] = []
+    live: list[tuple[int, Episode]] = []
     filler: tuple[Message, ...] | None = None
     for i, (env, s) in enumerate(zip(envs, seeds, strict=True)):
         try:
-            ep = _Episode(i, s, env)
+            ep = Episode(i, s, env)
         except Exception as exc:
             logs[i].error = f"reset: {type(exc).__name__}: {exc}"
             continue
@@ -127,16 +127,16 @@ class Streams:
         self.seed_for = seed_for
         self.max_reset_tries = max_reset_tries
         self.started = 0  # episodes started on this process (the index of the next seed)
-        self.live: list[_Episode] = [self._start(i) for i in range(len(self.envs))]
+        self.live: list[Episode] = [self._start(i) for i in range(len(self.envs))]
         self.logs: list[EpisodeLog] = [EpisodeLog(ep.seed, ep.seed, [], stream=i) for i, ep in enumerate(self.live)]
 
-    def _start(self, i: int) -> _Episode:
+    def _start(self, i: int) -> Episode:
         last: Exception | None = None
         for _ in range(self.max_reset_tries):
             seed = self.seed_for(self.started)
             self.started += 1
             try:
-                return _Episode(i, seed, self.envs[i])
+                return Episode(i, seed, self.envs[i])
             except Exception as exc:  # a task bug on one seed: try the next
                 last = exc
                 log.warning("env reset failed for seed %s: %s: %s", seed, type(exc).__name__, exc)

@@ -32,7 +32,7 @@ from tasks.generalpoints.cards import (
 from tasks.generalpoints.prompts import make_prompt
 from tasks.generalpoints.render import DEFAULT_SIZE, parse_size, render_hand
 from tasks.generalpoints.render import card_images as load_card_images
-from tasks.generalpoints.verifier import Judge, parse_answer
+from tasks.generalpoints.verifier import MAX_ANSWER_CHARS, Judge, parse_answer
 
 PAPER_EPISODES = 234  # the paper's evaluation size per split (evaluation/configs/llama_gp_*.yaml)
 PAPER_MAX_NEW_TOKENS = 256
@@ -65,6 +65,7 @@ class GeneralPoints(SimpleTask):
     action_field = "formula"
     version = VERSION
     parse_answer = staticmethod(parse_answer)
+    max_answer_chars = MAX_ANSWER_CHARS  # longer answers are judged unread, so history keeps no more
 
     def __init__(self, *, rule: str = "train", suits: str | Sequence[str] = "all",
                  target: int | str = solver.DEFAULT_TARGET, face_card: bool | str | None = None,

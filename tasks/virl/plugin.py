@@ -11,7 +11,7 @@ from harness.hookspecs import hookimpl
 from harness.types import MetricSpec, SplitSpec, TaskSpec
 from tasks.virl.city import TRAIN_STYLES, WORLD_STYLES
 from tasks.virl.env import VirlEnv
-from tasks.virl.verifier import parse_answer
+from tasks.virl.verifier import MAX_ANSWER_CHARS, parse_answer
 
 GYM_IDS = {"virl-l": "harness/virl-l-v0", "virl-vl": "harness/virl-vl-v0"}
 DEFAULT_VERIFY_ITER = 2  # the paper's value for V-IRL
@@ -65,14 +65,14 @@ VIRL_L = TaskSpec(
                 "protocol)",
     modality="text", splits=SPLITS["virl-l"], make_env=_make_l, default_verify_iter=DEFAULT_VERIFY_ITER,
     metrics=(STEP_ACCURACY,), parse_answer=parse_answer, action_field="action", gym_id=GYM_IDS["virl-l"],
-    version=VERSION,
+    version=VERSION, max_answer_chars=MAX_ANSWER_CHARS,
 )
 VIRL_VL = TaskSpec(
     name="virl-vl",
     description="V-IRL navigation from street views: landmarks must be read off the images (the paper's protocol)",
     modality="vision", splits=SPLITS["virl-vl"], make_env=_make_vl, default_verify_iter=DEFAULT_VERIFY_ITER,
     metrics=(STEP_ACCURACY,), parse_answer=parse_answer, action_field="action", gym_id=GYM_IDS["virl-vl"],
-    version=VERSION,
+    version=VERSION, max_answer_chars=MAX_ANSWER_CHARS,
 )
 
 
