@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from harness.compute import FlopsMeter
-from harness.runner import TRAINING_INFO_FILE
+from harness.runner import read_training_info
 from harness.training import write_training_info
 from harness.types import TrainJob
 
@@ -64,10 +62,9 @@ def training_info(job: TrainJob, policy_path: str, step: int, meter: FlopsMeter,
     ``flops`` is this run's own compute. When the base model is itself a harness checkpoint (RL after
     SFT), its recipe and FLOPs are kept as ``base_recipe`` / ``base_flops``, and ``root_model`` names the
     model the chain of runs started from (plots group checkpoints into series by it)."""
-    base = Path(policy_path) / TRAINING_INFO_FILE
     root = job.model
-    if base.is_file():
-        prev = orjson.loads(base.read_bytes())
+    prev = read_training_info(policy_path)  # validated: a damaged file is an error naming it
+    if prev is not None:
         root = prev.get("root_model") or prev.get("base_model") or root
         extra = {"base_recipe": prev.get("recipe"), "base_flops": prev.get("flops"), **extra}
     return {"recipe": job.recipe, "base_model": job.model, "root_model": root, "base_checkpoint": policy_path,

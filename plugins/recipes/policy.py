@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +249,24 @@ class Policy:
         base weights here (W + scale * B @ A), so nothing depends on peft at load time.
         """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        # written whole into a sibling folder, then swapped in: a crash or a full disk never leaves a
+        # half-written checkpoint, and retraining into the same folder replaces it in one step
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            self._write(tmp, state_dict)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        return out
+
+    def _write(self, out: Path, state_dict: Mapping[str, torch.Tensor] | None) -> None:
         state = state_dict if state_dict is not None else self.module.state_dict()
         weights = {k: v.to(self.save_dtype) if v.is_floating_point() else v
                    for k, v in self.plain_weights(state).items()}
@@ -260,7 +279,6 @@ class Policy:
         if self.module.value_head is not None:
             head = {k[len("value_head."):]: v for k, v in state.items() if k.startswith("value_head.")}
             torch.save(head, out / "value_head.pt")
-        return out
 
 
 def zero_dropout(module: nn.Module) -> int:
