@@ -141,11 +141,15 @@ def main() -> None:
     ap.add_argument("--rl-steps", type=int, default=None)
     ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes per split per checkpoint")
     ap.add_argument("--verify-iter", type=int, default=None)
+    ap.add_argument("--rl-preset", default="paper", help="the RL recipe's preset ('' for the recipe defaults)")
+    ap.add_argument("--rl-lr", type=float, default=2e-5,
+                    help="RL learning rate for policy and value head (the paper's 1e-6 is tuned for an 11B model; "
+                         "0 keeps the preset's)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when other jobs share the cores: "
                                                            "oversubscribed threads spin and run many times slower)")
     a = ap.parse_args()
     sft_steps = a.sft_steps or (200 if a.smoke else 900)
-    rl_steps = a.rl_steps or (3 if a.smoke else 30)
+    rl_steps = a.rl_steps or (3 if a.smoke else None if a.rl_preset else 30)  # the preset has its own updates
     episodes = a.episodes or (20 if a.smoke else 100)
     verify_iter = a.verify_iter or (2 if a.smoke else 5)
 
@@ -172,16 +176,26 @@ def main() -> None:
     t_sft = time.perf_counter() - t0
     start = Path(sft["checkpoints"][-1]["dir"])
     print(f"RL (PPO) from {start.name}: {rl_steps} steps", flush=True)
+    rl_args: dict[str, Any] = {"n_envs": 16, "checkpoints": 3, "log_every": 1}
+    if a.rl_preset:
+        rl_args["preset"] = a.rl_preset
+        if a.smoke:
+            rl_args.update(turns_per_update=32, minibatch=16, max_new_tokens=80)
+    else:
+        rl_args.update(minibatch=16, micro_batch=16, max_new_tokens=80)
+    if a.rl_lr:
+        rl_args.update(lr=a.rl_lr, value_lr=a.rl_lr)
+    print(f"RL args: {rl_args}", flush=True)
     rl = reg.recipe("rl").run(job(reg, "rl", start, runs, out / "ckpt" / "rl", rl_steps, episodes, verify_iter,
-                                  {"lr": 2e-5, "n_envs": 16, "minibatch": 16, "micro_batch": 16, "max_new_tokens": 80,
-                                   "checkpoints": 3, "log_every": 1}))
+                                  rl_args))
     wall = time.perf_counter() - t0
 
     board = out / "board.toml"
     board.write_text(BOARD)
     published = harness_cli("leaderboard", "publish", str(board), "--runs", str(runs), "--out", str(out / "board.md"))
     plotted = harness_cli("plot", "compute", "--board", str(board), "--runs", str(runs), "--out", str(out / "compute"))
-    summary = {"n_params": n, "sft": sft, "rl": rl, "sft_wall_s": t_sft, "wall_s": wall, "sft_steps": sft_steps,
+    summary = {"n_params": n, "sft": sft, "rl": rl, "rl_args": rl_args, "sft_wall_s": t_sft, "wall_s": wall,
+               "sft_steps": sft_steps,
                "rl_steps": rl_steps, "episodes": episodes, "verify_iter": verify_iter, "smoke": a.smoke,
                "publish": published, "plot": plotted}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
