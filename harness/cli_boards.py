@@ -83,17 +83,48 @@ def runs_list(
                  "status": r.status, "finished": r.finished, "metrics": dict(r.metrics)} for r in runs]
         out.print_json(json.dumps(rows, default=str))
         return
-    t = Table(title=markup(f"runs in {output}"), caption=f"{len(runs)} run(s)", caption_justify="left")
-    # a run id is <task>_<split>_<model>_<hash>: the hash alone identifies it (`runs show HASH`)
-    for col in ("id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status", "finished"):
-        t.add_column(col, justify="right" if col in ("episodes", "success", "flops") else "left",
-                     overflow="fold", min_width={"model": 12, "id": 10, "success": 6}.get(col))
+    out.print(runs_table(runs, output, width=out.width))
+
+
+def _when_short(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%m-%d %H:%M")
+    except (TypeError, ValueError, OSError, OverflowError):
+        return "-"
+
+
+def _left_cut(text: str, width: int) -> str:
+    """The end of ``text`` when it is too long: a checkpoint path's informative part is its tail."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
+def runs_table(runs: list[index.IndexedRun], output: Path, *, width: int) -> Table:
+    """The ``runs list`` table, fitted to ``width`` columns: one line per run, a space between columns, the
+    model column (cut at its start, keeping the tail) taking what the others leave. ``id`` is the start of
+    the run id's hash (any unique part of a run id is enough for ``runs show``); ``args`` is a digest of
+    the rest of its identity (generation and task arguments, budget, model content): runs with equal task,
+    model, seed and args have equal configurations."""
+    heads = ("id", "task/split", "model", "seed", "args", "training", "n", "success", "status", "finished")
+    rows = []
     for r in runs:
-        cells = (r.run_id.rsplit("_", 1)[-1], r.task, r.split, r.model, r.recipe or "-",
-                 "-" if r.flops is None else f"{r.flops:.3g}", str(r.episodes if r.episodes is not None else "-"),
-                 _success(r), r.status or "-", _when(r.finished))
-        t.add_row(*(markup(c, newlines=False) for c in cells))
-    out.print(t)
+        training = "-" if r.flops is None else f"{r.recipe or '?'} {r.flops:.2g}".replace("e+", "e")
+        rows.append([r.run_id.rsplit("_", 1)[-1][:7], f"{r.task}/{r.split}", r.model,
+                     "-" if r.seed is None else str(r.seed), r.args_digest, training,
+                     str(r.episodes if r.episodes is not None else "-"), _success(r), r.status or "-",
+                     _when_short(r.finished)])
+    rows = [[markup(c, newlines=False) for c in row] for row in rows]
+    natural = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(heads)]
+    room = width - (sum(natural) - natural[2]) - len(heads)  # one space after each column
+    model_w = max(8, min(natural[2], room))
+    t = Table(title=markup(f"runs in {output}"), caption=f"{len(runs)} run(s)", caption_justify="left",
+              title_justify="left", box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
+    for i, h in enumerate(heads):
+        t.add_column(h, justify="right" if h in ("seed", "n", "success") else "left", no_wrap=True,
+                     overflow="ellipsis", width=model_w if i == 2 else None)
+    for row in rows:
+        row[2] = _left_cut(row[2], model_w)
+        t.add_row(*row)
+    return t
 
 
 def runs_show(

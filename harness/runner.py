@@ -151,7 +151,8 @@ class EvalConfig:
         return orjson.loads(store.dumps(ident))
 
 
-LIBRARIES = ("torch", "transformers", "accelerate", "peft", "vllm", "openai")  # versions recorded when installed
+# versions recorded when installed
+LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate", "peft", "vllm", "openai")
 
 
 class TaskContractError(ValueError):
@@ -700,8 +701,19 @@ def _blank(ep: Episode, index: int, seed: int, env: TextEnv) -> None:
     ep.answer_cap = MAX_RECORDED_ANSWER
 
 
+def model_label(model: str) -> str:
+    """The model part of a run id: a local path (``/abs/ckpt/step-000200``, or ``hf:/abs/...``) by its last
+    two parts, which say what it is without this machine's folders; anything else as named."""
+    prefix, sep, rest = model.partition(":")
+    path = rest if sep and rest.startswith("/") else model
+    if not path.startswith("/"):
+        return store.slug(model)
+    tail = "-".join(Path(path).parts[-2:])
+    return store.slug(f"{prefix}-{tail}" if path is rest else tail)
+
+
 def run_dir_for(output: Path, cfg: EvalConfig) -> Path:
-    return output / f"{cfg.task}_{cfg.split}_{store.slug(cfg.model)}_{store.config_hash(cfg.identity())}"
+    return output / f"{cfg.task}_{cfg.split}_{model_label(cfg.model)}_{store.config_hash(cfg.identity())}"
 
 
 def format_metric(m: MetricValue, pct: bool) -> str:
@@ -716,4 +728,4 @@ def format_metric(m: MetricValue, pct: bool) -> str:
 
 
 __all__ = ["Episode", "EvalConfig", "RecordWarning", "RunExistsError", "RunFailed", "RunInterrupted", "Runner",
-           "TaskContractError", "episode_seed", "format_metric", "read_training_info", "run_dir_for"]
+           "TaskContractError", "episode_seed", "format_metric", "model_label", "read_training_info", "run_dir_for"]

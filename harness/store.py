@@ -75,7 +75,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-60:] or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", text).strip("-")[-60:] or "model"
 
 
 # ------------------------------------------------------------------------------------------- encoding

@@ -50,7 +50,7 @@ def test_runs_commands(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     assert len(json.loads(out)) == 6
     code, out, _ = _cli(capsys, "runs", "list", "--output", "runs")
-    assert code == 0 and "run-m-id" in out and "6 run(s)" in out
+    assert code == 0 and "run-m-i" in out and "6 run(s)" in out  # the start of the id: enough for `runs show`
     code, out, err = _cli(capsys, "runs", "show", "run-m-o")
     assert code == 0 and json.loads(out)["split"] == "ood-rule"
     code, _, err = _cli(capsys, "runs", "show", "run-m")
@@ -90,3 +90,27 @@ def test_plot_commands(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and (env / "plots" / "b.svg").is_file(), err
     code, _, err = _cli(capsys, "plot", "column", "clib", "gp-l/id", "--out", "plots/bars.png")
     assert code == 0 and (env / "plots" / "bars.png").is_file(), err
+
+
+def test_runs_list_fits_100_columns_and_tells_configurations_apart(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from harness import index
+    from harness.cli_boards import runs_table
+
+    root = tmp_path / "runs"
+    long_model = "/very/long/path/to/some/models/directory/ckpt/sft_gp-l_tiny_s0_0123456789/step-000200"
+    for i, temp in enumerate((0.0, 0.7)):
+        make_run(root, model=long_model, seed=1234, successes=pattern(20, 5), recipe="sft", flops=3.06e13,
+                 status="interrupted", run_id=f"virl-vl_ood-rule_step-000200_{i:010d}", split="ood-rule",
+                 task="virl-vl", extra={"identity": {"task": "virl-vl", "seed": 1234, "gen": {"temperature": temp}}})
+    runs = index.query(root)
+    console = Console(width=100, record=True, color_system=None)
+    console.print(runs_table(runs, root, width=100))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 100
+    rows = [ln for ln in lines if "virl-vl/ood-rule" in ln]
+    assert len(rows) == 2, "one line per run, nothing wrapped"
+    assert all("1234" in r and "step-000200" in r and "interrupted" in r and "sft 3.1e13" in r for r in rows)
+    digests = {r.args_digest for r in runs}
+    assert len(digests) == 2 and all(any(d in row for row in rows) for d in digests)
