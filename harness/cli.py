@@ -172,7 +172,7 @@ def eval_cmd(
 
     Exit status: 0 every run complete; 1 a run failed (episodes failed, or an error stopped it); 2 bad
     arguments or a run that may not be continued; 130 interrupted."""
-    from harness.fingerprint import FingerprintError, identify_model
+    from harness.fingerprint import FingerprintError
 
     reg = registry()
     try:
@@ -200,7 +200,7 @@ def eval_cmd(
         targs["data"] = str(data)
     # Everything is checked before a backend starts or a run directory exists.
     try:
-        identity = identify_model(backend_spec, margs)
+        identity = _identify(backend_spec, margs)
         cfgs = [EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
                            model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                            task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
@@ -222,10 +222,11 @@ def eval_cmd(
         backend = backend_spec.factory(margs)
     except KeyboardInterrupt:
         raise fail("interrupted while the backend was starting; nothing was recorded", EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        hint = f" (install the extra: pip install 'harness[{backend_spec.extra}]')" if (
-            backend_spec.extra and isinstance(exc, ImportError)) else ""
+    except ImportError as exc:
+        hint = f" (install the extra: pip install 'harness[{backend_spec.extra}]')" if backend_spec.extra else ""
         raise fail(f"backend {backend_spec.name!r} could not start: {exc}{hint}") from None
+    except Exception as exc:
+        raise fail(f"backend {backend_spec.name!r} could not start: {exc}") from None
     records = []
     code = 0
     try:
@@ -243,6 +244,21 @@ def eval_cmd(
         out.print_json(json.dumps(records if len(records) > 1 else records[0], default=str))
     if code:
         raise typer.Exit(code)
+
+
+def install_hint(what: str, exc: ImportError, extra: str | None) -> str:
+    """One line for a missing optional package: what needs it, which module, which extra brings it."""
+    module = exc.name or str(exc)
+    return f"{what} needs {module}, which is not installed" + (f": pip install 'harness[{extra}]'" if extra else "")
+
+
+def _identify(backend_spec: Any, margs: Mapping[str, Any]) -> Any:
+    from harness.fingerprint import identify_model
+
+    try:
+        return identify_model(backend_spec, margs)
+    except ImportError as exc:  # the backend's identify hook needs its extra (the hub cache lookup)
+        raise fail(install_hint(f"backend {backend_spec.name!r}", exc, backend_spec.extra)) from None
 
 
 def _normalised(margs: dict[str, Any]) -> dict[str, Any]:
@@ -365,7 +381,7 @@ def train_cmd(
 ) -> None:
     """Post-train a local model with a recipe; evaluate every checkpoint on ID and OOD splits."""
     from harness import tracking
-    from harness.fingerprint import FingerprintError, identify_model
+    from harness.fingerprint import FingerprintError
     from harness.training import default_out_dir, make_evaluator
     from harness.types import MetricValue, TrainJob
 
@@ -389,7 +405,7 @@ def train_cmd(
         raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
     rargs = parse_kv(recipe_args, "--recipe-args")
     try:
-        base_identity = identify_model(backend_spec, margs)
+        base_identity = _identify(backend_spec, margs)
     except (FingerprintError, ConfigError) as exc:
         raise fail(str(exc)) from None
     out_dir = ckpt_dir or default_out_dir(output, recipe=recipe, task=task, split=train_split, model_args=margs,
@@ -447,7 +463,9 @@ def train_cmd(
         raise fail(f"training interrupted; checkpoints saved so far are in {out_dir}", EXIT_INTERRUPTED) from None
     except RunFailed as exc:
         raise fail(f"a checkpoint evaluation failed: {exc}\n{exc.result.record['advice']}", EXIT_FAILED) from None
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except ImportError as exc:
+        raise fail(install_hint(f"recipe {recipe!r}", exc, recipe_spec.extra)) from None
+    except (ValueError, FileNotFoundError) as exc:
         raise fail(f"recipe {recipe!r}: {exc}") from None
     finally:
         trackers.close()

@@ -40,14 +40,12 @@ def quiet_libraries() -> None:
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     bars_off = os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
-    if bars_off and "huggingface_hub" in sys.modules:
+    if bars_off and sys.modules.get("huggingface_hub") is not None:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
     for name, env in (("transformers", "TRANSFORMERS_VERBOSITY"), ("datasets", "DATASETS_VERBOSITY")):
-        if name not in sys.modules:
-            continue
-        lib_logging = sys.modules.get(f"{name}.utils.logging")
+        lib_logging = sys.modules.get(f"{name}.utils.logging")  # only libraries already imported
         if lib_logging is None:
             continue
         if bars_off:

@@ -310,6 +310,8 @@ def validate_spec(spec: Any) -> None:
     elif isinstance(spec, RecipeSpec):
         if not callable(spec.run):
             raise ValueError(f"recipe {name!r}: run must be callable")
+        if spec.extra is not None and not isinstance(spec.extra, str):
+            raise ValueError(f"recipe {name!r}: extra must be a pip extra's name or None")
     elif isinstance(spec, ModelAlias) and (not isinstance(spec.backend, str)
                                            or not isinstance(spec.model_args, Mapping)):
         raise ValueError(f"model alias {name!r}: backend must be a name and model_args a mapping")

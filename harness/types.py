@@ -261,6 +261,7 @@ class RecipeSpec:
     name: str
     description: str
     run: Callable[[TrainJob], Mapping[str, Any]]
+    extra: str | None = None  # the pip extra it needs, named when one of its packages is missing
 
 
 # ---------------------------------------------------------------------------------------------- runs
