@@ -297,3 +297,29 @@ def test_library_noise_only_with_verbose(text_dir: Path, tmp_path: Path, capsys,
     finally:
         tf_logging.enable_progress_bar()
         tf_logging.set_verbosity(verbosity)
+
+
+def test_run_ids_come_from_the_absolute_normalised_path(text_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from harness.cli import main
+
+    sub = text_dir.parent / "sub"
+    sub.mkdir(exist_ok=True)
+    monkeypatch.chdir(sub)
+
+    def run(model: str) -> int:
+        try:
+            main(["eval", "--model", model, "--task", "gp-l", "-n", "1", "--max-tokens", "4", "--verify-iter", "1",
+                  "-o", str(tmp_path), "--json"])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("../llama") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["model"]["name"] == str(text_dir) and record["model"]["args"]["pretrained"] == str(text_dir)
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert ".." not in run_dir.name and run_dir.name.startswith(f"gp-l_id_{text_dir.parent.name}-llama_")
+    assert run(str(text_dir)) == 2  # the same model typed another way is the same run: refused without --resume
+    assert "already exists" in capsys.readouterr().err

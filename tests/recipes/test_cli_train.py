@@ -28,6 +28,13 @@ def test_harness_train_sft_on_toy_add(tiny_llama: Path, tmp_path: Path) -> None:
     records = [json.loads(p.read_text()) for p in runs.glob("toy-add_*/run.json")]
     assert {r["split"] for r in records} == {"id", "ood"}
     assert all(r["training"]["recipe"] == "sft" and r["training"]["step"] == 2 for r in records)
+    from harness.fingerprint import checkpoint_fingerprint
+
+    for r in records:  # what the weights are and what they came from, with the libraries that ran them
+        assert r["training"]["base_checkpoint_sha256"] == checkpoint_fingerprint(tiny_llama)
+        assert r["model"]["identity"]["checkpoint_sha256"] == checkpoint_fingerprint(tmp_path / "ckpt" / "step-000002")
+        assert {"torch", "transformers", "tokenizers", "accelerate", "peft", "harness", "python"} <= set(r["versions"])
+        assert r["model"]["name"] == str(tmp_path / "ckpt" / "step-000002")  # absolute, as every local model
 
 
 def test_unknown_recipe_arg_is_a_clean_error(tiny_llama: Path, tmp_path: Path, capsys) -> None:
