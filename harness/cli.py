@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.checks import ConfigError
-from harness.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console, fail, out
+from harness.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, console, fail, out, quiet_libraries
 from harness.escaping import markup
 from harness.plugins import PluginError, PluginWarning, Registry, load_registry
 from harness.runlock import RunLockedError
@@ -136,6 +136,8 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------ eval
 
+VERBOSE_HELP = "Show the libraries' own progress bars and warnings (transformers, datasets, the hub)."
+
 
 @app.command("eval")
 def eval_cmd(
@@ -164,12 +166,13 @@ def eval_cmd(
         min=1, help="Live episodes per batched call (default: the backend's).")] = None,
     max_connections: Annotated[int, typer.Option(min=1, help="Concurrent episodes for API backends.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Evaluate a model on a task split and record the run.
 
     Exit status: 0 every run complete; 1 a run failed (episodes failed, or an error stopped it); 2 bad
     arguments or a run that may not be continued; 130 interrupted."""
-    from harness.fingerprint import FingerprintError, identify_model
+    from harness.fingerprint import FingerprintError
 
     reg = registry()
     try:
@@ -179,7 +182,7 @@ def eval_cmd(
         backend_spec, alias_args, how = reg.resolve_model(model)
     except (PluginError, KeyError) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    margs = {**alias_args, **parse_kv(model_args, "--model-args")}
+    margs = _normalised({**alias_args, **parse_kv(model_args, "--model-args")})
     model_name = _display_name(model, how, margs)
     gen = {**parse_kv(gen_args, "--gen-args")}
     if temperature is not None:
@@ -197,7 +200,7 @@ def eval_cmd(
         targs["data"] = str(data)
     # Everything is checked before a backend starts or a run directory exists.
     try:
-        identity = identify_model(backend_spec, margs)
+        identity = _identify(backend_spec, margs)
         cfgs = [EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
                            model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
                            task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
@@ -213,16 +216,17 @@ def eval_cmd(
             raise fail(f"task {task!r} rejected its arguments (--task-args/--data): "
                        f"{type(exc).__name__}: {exc}") from None
 
-    console.print(f"[dim]model {markup(repr(model))} ({markup(how)}: backend {markup(backend_spec.name)})[/]",
-                  highlight=False)
+    how_shown = f"backend {backend_spec.name}" if how == "backend" else how
+    console.print(f"[dim]model {markup(repr(model))} ({markup(how_shown)})[/]", highlight=False)
     try:
         backend = backend_spec.factory(margs)
     except KeyboardInterrupt:
         raise fail("interrupted while the backend was starting; nothing was recorded", EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        hint = f" (install the extra: pip install 'harness[{backend_spec.extra}]')" if (
-            backend_spec.extra and isinstance(exc, ImportError)) else ""
+    except ImportError as exc:
+        hint = f" (install the extra: pip install 'harness[{backend_spec.extra}]')" if backend_spec.extra else ""
         raise fail(f"backend {backend_spec.name!r} could not start: {exc}{hint}") from None
+    except Exception as exc:
+        raise fail(f"backend {backend_spec.name!r} could not start: {exc}") from None
     records = []
     code = 0
     try:
@@ -242,9 +246,38 @@ def eval_cmd(
         raise typer.Exit(code)
 
 
+def install_hint(what: str, exc: ImportError, extra: str | None) -> str:
+    """One line for a missing optional package: what needs it, which module, which extra brings it."""
+    module = exc.name or str(exc)
+    return f"{what} needs {module}, which is not installed" + (f": pip install 'harness[{extra}]'" if extra else "")
+
+
+def _identify(backend_spec: Any, margs: Mapping[str, Any]) -> Any:
+    from harness.fingerprint import identify_model
+
+    try:
+        return identify_model(backend_spec, margs)
+    except ImportError as exc:  # the backend's identify hook needs its extra (the hub cache lookup)
+        raise fail(install_hint(f"backend {backend_spec.name!r}", exc, backend_spec.extra)) from None
+
+
+def _normalised(margs: dict[str, Any]) -> dict[str, Any]:
+    """``pretrained`` naming a local directory, made absolute and normalised (``../ckpt`` and ``/abs/ckpt``
+    are one model, and run ids never hold ``..``)."""
+    from harness.plugins import local_path
+
+    value = margs.get("pretrained")
+    if isinstance(value, str) and value and Path(value).expanduser().is_dir():
+        margs["pretrained"] = local_path(value)
+    return margs
+
+
 def _display_name(model: str, how: str, margs: Mapping[str, Any]) -> str:
-    """A bare backend name says little (``openai``, ``hf``): name the run after what it serves."""
+    """A bare backend name says little (``openai``, ``hf``): name the run after what it serves. A local
+    checkpoint is named by its absolute, normalised path."""
     served = margs.get("model") or margs.get("pretrained")
+    if how.startswith("local checkpoint"):
+        return str(margs["pretrained"])
     return f"{model}:{served}" if how == "backend" and served else model
 
 
@@ -252,45 +285,45 @@ def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Pa
              overwrite: bool) -> Any:
     run_dir = run_dir_for(output, cfg)
     stats = {"done": 0, "failed": 0, "solved": 0}
-    with Progress(TextColumn(f"[bold]{markup(cfg.task)}[/]/{markup(cfg.split)}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-                  disable=os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
-        job = bar.add_task("eval", total=cfg.episodes, rate="")
-        last = [0.0]
+    # the bar is closed (its last state drawn) before any error is printed: nothing is drawn after an error
+    try:
+        with Progress(TextColumn(f"[bold]{markup(cfg.task)}[/]/{markup(cfg.split)}"), BarColumn(),
+                      MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                      disable=os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
+            job = bar.add_task("eval", total=cfg.episodes, rate="")
+            last = [0.0]
 
-        def progress(done: int, total: int, rec: Mapping[str, Any] | None) -> None:
-            if rec is not None:  # failed episodes count as unsolved, as in the record's success_rate
-                stats["done"] += 1
-                stats["failed"] += rec.get("status") != "ok"
-                stats["solved"] += bool(rec.get("success"))
-            now = time.perf_counter()
-            if now - last[0] > 0.1 or done == total:  # redraw at most 10x/s: the bar must not cost time
-                last[0] = now
-                rate = f"success {100 * stats['solved'] / stats['done']:.1f}%" if stats["done"] else ""
-                if stats["failed"]:
-                    rate += f" [red]{stats['failed']} failed[/]"
-                bar.update(job, completed=done, rate=rate)
+            def progress(done: int, total: int, rec: Mapping[str, Any] | None) -> None:
+                if rec is not None:  # failed episodes count as unsolved, as in the record's success_rate
+                    stats["done"] += 1
+                    stats["failed"] += rec.get("status") != "ok"
+                    stats["solved"] += bool(rec.get("success"))
+                now = time.perf_counter()
+                if now - last[0] > 0.1 or done == total:  # redraw at most 10x/s: the bar must not cost time
+                    last[0] = now
+                    rate = f"success {100 * stats['solved'] / stats['done']:.1f}%" if stats["done"] else ""
+                    if stats["failed"]:
+                        rate += f" [red]{stats['failed']} failed[/]"
+                    bar.update(job, completed=done, rate=rate)
 
-        runner = Runner(spec, backend, cfg, run_dir, progress=progress)
-        try:
-            result = runner.run(resume=resume, overwrite=overwrite)
-        except (RunExistsError, RunLockedError, ConfigError) as exc:
-            raise fail(str(exc)) from None
-        except RunInterrupted as exc:
-            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
-            raise fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED) from None
-        except RunFailed as exc:
-            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
-            if os.environ.get("HARNESS_DEBUG"):
-                raise exc.error from None
-            raise fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows the "
-                       "traceback)", EXIT_FAILED) from None
-        except KeyboardInterrupt:  # before the run started writing: nothing recorded
-            raise fail("interrupted; nothing was recorded", EXIT_INTERRUPTED) from None
-        except Exception as exc:  # the task rejected its arguments when the runner built its env
-            if os.environ.get("HARNESS_DEBUG"):
-                raise
-            raise fail(f"{type(exc).__name__}: {exc}") from None
+            result = Runner(spec, backend, cfg, run_dir, progress=progress).run(resume=resume, overwrite=overwrite)
+    except (RunExistsError, RunLockedError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    except RunInterrupted as exc:
+        reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+        raise fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED) from None
+    except RunFailed as exc:
+        reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+        if os.environ.get("HARNESS_DEBUG"):
+            raise exc.error from None
+        raise fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows the "
+                   "traceback)", EXIT_FAILED) from None
+    except KeyboardInterrupt:  # before the run started writing: nothing recorded
+        raise fail("interrupted; nothing was recorded", EXIT_INTERRUPTED) from None
+    except Exception as exc:  # the task rejected its arguments when the runner built its env
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        raise fail(f"{type(exc).__name__}: {exc}") from None
     reg.notify_run_finished(result.record, result.run_dir)
     return result
 
@@ -341,11 +374,21 @@ def train_cmd(
     verify_iter: Annotated[int | None, typer.Option("--verify-iter", min=1)] = None,
     max_tokens: Annotated[int, typer.Option(help="Max new tokens when evaluating checkpoints.")] = 256,
     batch_size: Annotated[int, typer.Option(min=1, help="Eval batch size.")] = 16,
+    report_to: Annotated[str, typer.Option(
+        "--report-to", help="Training curves: tensorboard (under the training folder), wandb, both "
+        "(comma-separated) or none.")] = "tensorboard",
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Post-train a local model with a recipe; evaluate every checkpoint on ID and OOD splits."""
-    from harness.fingerprint import FingerprintError, identify_model
+    from harness import tracking
+    from harness.fingerprint import FingerprintError
     from harness.training import default_out_dir, make_evaluator
     from harness.types import MetricValue, TrainJob
+
+    try:
+        trackers_wanted = tracking.parse_report_to(report_to)
+    except tracking.TrackingError as exc:
+        raise fail(str(exc)) from None
 
     reg = registry()
     try:
@@ -357,12 +400,12 @@ def train_cmd(
             spec.split(s.strip()).name for s in eval_splits.split(",") if s.strip()]
     except (PluginError, KeyError) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    margs = {**alias_args, **parse_kv(model_args, "--model-args")}
+    margs = _normalised({**alias_args, **parse_kv(model_args, "--model-args")})
     if "pretrained" not in margs:
         raise fail(f"{model!r} is not a local checkpoint (backend {backend_spec.name}); training needs one")
     rargs = parse_kv(recipe_args, "--recipe-args")
     try:
-        base_identity = identify_model(backend_spec, margs)
+        base_identity = _identify(backend_spec, margs)
     except (FingerprintError, ConfigError) as exc:
         raise fail(str(exc)) from None
     out_dir = ckpt_dir or default_out_dir(output, recipe=recipe, task=task, split=train_split, model_args=margs,
@@ -382,36 +425,55 @@ def train_cmd(
                               batch_size=batch_size, on_result=show)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun / accelerate launch
     by_flops = steps is None and budget is not None  # neither: the recipe's own step count (e.g. a preset)
-    with Progress(TextColumn(f"[bold]{markup(recipe)}[/] {markup(task)}/{markup(train_split)}"), BarColumn(),
-                  MofNCompleteColumn()
-                  if not by_flops else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
-                  TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
-                  disable=not main_process or os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
-        bar_id = bar.add_task("train", total=steps if steps is not None else budget, stats="")
+    try:  # before the model loads: a missing package is a one-line error, not a lost training
+        tracking.check_installed(trackers_wanted)
+    except tracking.TrackingError as exc:
+        raise fail(str(exc)) from None
+    trackers = tracking.Trackers(trackers_wanted if main_process else [], out_dir, name=Path(out_dir).name, config={
+        "recipe": recipe, "model": model, "task": task, "split": train_split, "steps": steps, "budget": budget,
+        "seed": seed, **rargs})
+    if main_process and trackers.tensorboard_dir is not None:
+        console.print(f"[dim]training curves: tensorboard --logdir {markup(trackers.tensorboard_dir)}[/]",
+                      highlight=False)
 
-        def on_step(s: Mapping[str, Any]) -> None:
-            done = min(float(s["flops"]), float(budget or 0)) if by_flops else s["step"]
-            shown = {k: v for k, v in s.items()  # whatever numbers the recipe reports for its step
-                     if k not in ("step", "flops") and isinstance(v, int | float) and not isinstance(v, bool)}
-            bar.update(bar_id, completed=done, stats=markup(" ".join(f"{k} {v:.3g}" for k, v in shown.items())))
+    def on_step(s: Mapping[str, Any]) -> None:
+        trackers.log(s)
+        done = min(float(s["flops"]), float(budget or 0)) if by_flops else s["step"]
+        numbers = tracking.scalars_of(s)  # whatever the recipe reports; the bar shows the headline ones
+        shown = [k for k in _BAR_STATS if k in numbers] or [k for k in numbers if k not in (
+            "flops", "lr", "tokens_per_s", "step_s")][:3]
+        bar.update(bar_id, completed=done, stats=markup(" ".join(f"{k} {numbers[k]:.3g}" for k in shown)))
 
-        job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
-                       out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
-                       verify_iter=verify_iter, eval_episodes=eval_episodes, recipe_args=rargs, on_step=on_step)
-        try:
-            with _sigterm_interrupts():
-                summary = recipe_spec.run(job)
-        except RunInterrupted as exc:
-            raise fail(f"interrupted during a checkpoint evaluation: {exc.result.record['advice']}",
-                       EXIT_INTERRUPTED) from None
-        except KeyboardInterrupt:
-            raise fail(f"training interrupted; checkpoints saved so far are in {out_dir}", EXIT_INTERRUPTED) from None
-        except RunFailed as exc:
-            raise fail(f"a checkpoint evaluation failed: {exc}\n{exc.result.record['advice']}", EXIT_FAILED) from None
-        except (ValueError, FileNotFoundError, ImportError) as exc:
-            raise fail(f"recipe {recipe!r}: {exc}") from None
+    job = TrainJob(recipe=recipe, model=model, model_args=margs, task=spec, split=train_split,
+                   out_dir=str(out_dir), evaluate=evaluate, seed=seed, steps=steps, budget_flops=budget,
+                   verify_iter=verify_iter, eval_episodes=eval_episodes, recipe_args=rargs, on_step=on_step)
+    try:  # the bar is closed before any error is printed
+        with Progress(TextColumn(f"[bold]{markup(recipe)}[/] {markup(task)}/{markup(train_split)}"), BarColumn(),
+                      MofNCompleteColumn()
+                      if not by_flops else TextColumn("{task.completed:.3g}/{task.total:.3g} FLOPs"),
+                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
+                      disable=not main_process or os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar, \
+                _sigterm_interrupts():
+            bar_id = bar.add_task("train", total=steps if steps is not None else budget, stats="")
+            summary = recipe_spec.run(job)
+    except RunInterrupted as exc:
+        raise fail(f"interrupted during a checkpoint evaluation: {exc.result.record['advice']}",
+                   EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:
+        raise fail(f"training interrupted; checkpoints saved so far are in {out_dir}", EXIT_INTERRUPTED) from None
+    except RunFailed as exc:
+        raise fail(f"a checkpoint evaluation failed: {exc}\n{exc.result.record['advice']}", EXIT_FAILED) from None
+    except ImportError as exc:
+        raise fail(install_hint(f"recipe {recipe!r}", exc, recipe_spec.extra)) from None
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(f"recipe {recipe!r}: {exc}") from None
+    finally:
+        trackers.close()
     if main_process:
         out.print_json(json.dumps(summary, default=str))
+
+
+_BAR_STATS = ("loss", "reward", "success")  # shown in the training bar when a recipe reports them
 
 
 # ------------------------------------------------------------------------------- listings
@@ -495,10 +557,20 @@ def models_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
 _INSTALLED: set[str] = set()  # plugins whose commands are on the app already (main() may run many times)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from harness import __version__
+
+        out.print(f"harness {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     plugin: Annotated[list[str] | None, typer.Option(
         "--plugin", help="Load a plugin module that is not installed (repeatable; any position).")] = None,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the harness version and exit.")] = False,
 ) -> None:
     """Evaluate and post-train models on generalisation tasks (GeneralPoints, V-IRL)."""
 
@@ -548,6 +620,8 @@ def main(argv: list[str] | None = None) -> None:
     _EXTRA_PLUGINS[:] = mods
     _REGISTRY = None
     _LENIENT = not args or args[0] in ("plugins", "--help", "-h", "--version") or "--help" in args
+    if "--verbose" not in args:
+        quiet_libraries()
     try:
         reg = registry()
     except PluginError as exc:

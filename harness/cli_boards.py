@@ -83,17 +83,48 @@ def runs_list(
                  "status": r.status, "finished": r.finished, "metrics": dict(r.metrics)} for r in runs]
         out.print_json(json.dumps(rows, default=str))
         return
-    t = Table(title=markup(f"runs in {output}"), caption=f"{len(runs)} run(s)", caption_justify="left")
-    # a run id is <task>_<split>_<model>_<hash>: the hash alone identifies it (`runs show HASH`)
-    for col in ("id", "task", "split", "model", "recipe", "flops", "episodes", "success", "status", "finished"):
-        t.add_column(col, justify="right" if col in ("episodes", "success", "flops") else "left",
-                     overflow="fold", min_width={"model": 12, "id": 10, "success": 6}.get(col))
+    out.print(runs_table(runs, output, width=out.width))
+
+
+def _when_short(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%m-%d %H:%M")
+    except (TypeError, ValueError, OSError, OverflowError):
+        return "-"
+
+
+def _left_cut(text: str, width: int) -> str:
+    """The end of ``text`` when it is too long: a checkpoint path's informative part is its tail."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
+def runs_table(runs: list[index.IndexedRun], output: Path, *, width: int) -> Table:
+    """The ``runs list`` table, fitted to ``width`` columns: one line per run, a space between columns, the
+    model column (cut at its start, keeping the tail) taking what the others leave. ``id`` is the start of
+    the run id's hash (any unique part of a run id is enough for ``runs show``); ``args`` is a digest of
+    the rest of its identity (generation and task arguments, budget, model content): runs with equal task,
+    model, seed and args have equal configurations."""
+    heads = ("id", "task/split", "model", "seed", "args", "training", "n", "success", "status", "finished")
+    rows = []
     for r in runs:
-        cells = (r.run_id.rsplit("_", 1)[-1], r.task, r.split, r.model, r.recipe or "-",
-                 "-" if r.flops is None else f"{r.flops:.3g}", str(r.episodes if r.episodes is not None else "-"),
-                 _success(r), r.status or "-", _when(r.finished))
-        t.add_row(*(markup(c, newlines=False) for c in cells))
-    out.print(t)
+        training = "-" if r.flops is None else f"{r.recipe or '?'} {r.flops:.2g}".replace("e+", "e")
+        rows.append([r.run_id.rsplit("_", 1)[-1][:7], f"{r.task}/{r.split}", r.model,
+                     "-" if r.seed is None else str(r.seed), r.args_digest, training,
+                     str(r.episodes if r.episodes is not None else "-"), _success(r), r.status or "-",
+                     _when_short(r.finished)])
+    rows = [[markup(c, newlines=False) for c in row] for row in rows]
+    natural = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(heads)]
+    room = width - (sum(natural) - natural[2]) - len(heads)  # one space after each column
+    model_w = max(8, min(natural[2], room))
+    t = Table(title=markup(f"runs in {output}"), caption=f"{len(runs)} run(s)", caption_justify="left",
+              title_justify="left", box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
+    for i, h in enumerate(heads):
+        t.add_column(h, justify="right" if h in ("seed", "n", "success") else "left", no_wrap=True,
+                     overflow="ellipsis", width=model_w if i == 2 else None)
+    for row in rows:
+        row[2] = _left_cut(row[2], model_w)
+        t.add_row(*row)
+    return t
 
 
 def runs_show(
@@ -127,6 +158,18 @@ def runs_reindex(output: RunsOpt = DEFAULT_RUNS) -> None:
 # ---------------------------------------------------------------------------------------- leaderboard
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, md, csv, html or json.")]
+ColumnsOpt = Annotated[str | None, typer.Option(
+    "--columns", "-c", help="Only these columns, comma-separated: task/split[/metric], a label, a column group "
+    "or a 1-based position.")]
+
+
+def _columns(table: lb.BoardTable, columns: str | None) -> lb.BoardTable:
+    if not columns:
+        return table
+    try:
+        return table.with_columns(columns.split(","))
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _emit(text: str, dest: Path | None, fmt: str = "") -> None:
@@ -149,13 +192,15 @@ def board_show(
     fmt: FormatOpt = "table",
     runs: RunsOpt = DEFAULT_RUNS,
     dest: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    columns: ColumnsOpt = None,
 ) -> None:
-    """Render a board from the runs index."""
-    table = _table(board, runs)
+    """Render a board from the runs index. The terminal table fits the terminal's width: each value over its
+    interval, and several tables of consecutive columns where one would not fit (`--columns` picks some)."""
+    table = _columns(_table(board, runs), columns)
     if fmt == "table":
         if dest is not None:
             raise _fail("--format table prints to the terminal; use md, csv, html or json with --out")
-        out.print(lb.to_rich(table))
+        out.print(lb.to_rich(table, width=out.width))
         return
     try:
         text = lb.render(table, fmt)
@@ -164,19 +209,20 @@ def board_show(
     _emit(text, dest, fmt)
 
 
-def _side(ref: str, board: str | None, runs: Path) -> lb.BoardTable:
-    """One side of a comparison: a published table (.md/.json), a runs root (needs --board), or a board."""
+def _side(ref: str, board: str | None, runs: Path) -> tuple[lb.BoardTable, str]:
+    """One side of a comparison: a published table (.md/.json), a runs root (needs --board), or a board;
+    with the words captions use for it."""
     p = Path(ref)
     try:
         if p.is_file() and p.suffix in (".md", ".json"):
-            return lb.read_table(p)
+            return lb.read_table(p), f"published table {ref}"
         if p.is_dir():
             if board is None:
                 raise _fail(f"{ref} is a runs directory: name the board to compare with --board")
-            return lb.aggregate(_board(board), p)
+            return lb.aggregate(_board(board), p), f"runs in {ref} (board {board})"
     except lb.BoardError as exc:
         raise _fail(str(exc)) from None
-    return _table(ref, runs)
+    return _table(ref, runs), f"board {ref} on the runs in {runs}"
 
 
 def board_compare(
@@ -187,13 +233,14 @@ def board_compare(
     fmt: FormatOpt = "table",
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     dest: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Two boards, run sets or published tables side by side, with deltas and significance."""
     if not 0 < alpha < 1:
         raise _fail(f"--alpha must be between 0 and 1, got {alpha}")
-    ta, tb = _side(a, board, runs), _side(b, board, runs)
+    (ta, name_a), (tb, name_b) = _side(a, board, runs), _side(b, board, runs)
     try:
-        cmp = lb.compare(ta, tb, alpha=alpha)
+        cmp = lb.compare(_columns(ta, columns), _columns(tb, columns), alpha=alpha, a_name=name_a, b_name=name_b)
     except lb.BoardError as exc:
         raise _fail(str(exc)) from None
     if fmt == "table" and dest is None:
@@ -210,20 +257,38 @@ def board_publish(
     board: Annotated[str, typer.Argument(help="Board name or .toml path.")],
     runs: RunsOpt = DEFAULT_RUNS,
     dest: Annotated[Path | None, typer.Option("--out", help="Default: <board dir>/<name>.md.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a table shipped with harness.")] = False,
 ) -> None:
-    """Regenerate leaderboards/BOARD.md from the runs index."""
+    """Regenerate BOARD.md (beside the board's TOML) from the runs index. The tables shipped with harness
+    are replaced only with --force; --out writes anywhere else."""
     spec = _board(board)
     if not runs.is_dir():
         raise _fail(f"no runs directory {runs} (pass --runs ROOT)")
+    target = dest or lb.default_publish_path(spec)
+    before = lb.describe_table(target) if target.exists() else None
     try:
-        path = lb.publish(spec, runs, dest)
+        path = lb.publish(spec, runs, target, force=force)
+    except lb.BoardError as exc:
+        raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot write {exc.filename or dest}: {exc.strerror or exc}; the published table is "
                     "unchanged") from None
-    out.print(f"wrote {markup(path)}", highlight=False)
+    now = lb.describe_table(path)
+    if before is None:
+        out.print(f"wrote {markup(path)} ({markup(now)})", highlight=False)
+    else:
+        out.print(f"replaced {markup(path)}: it held {markup(before)}; now {markup(now)}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------- plot
+
+
+def _matplotlib() -> None:
+    """`harness plot` draws with matplotlib, an optional dependency: say which extra brings it."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise _fail("harness plot needs matplotlib: pip install 'harness[plots]'")
 
 
 def plot_compute_cmd(
@@ -236,6 +301,7 @@ def plot_compute_cmd(
     log_x: Annotated[bool, typer.Option("--log-x", help="Logarithmic FLOPs axis.")] = False,
 ) -> None:
     """Success against training FLOPs for each recipe, in-distribution and OOD (the paper's figure)."""
+    _matplotlib()
     from harness import plot
 
     if not runs.is_dir():
@@ -261,6 +327,7 @@ def plot_column_cmd(
     log_x: Annotated[bool, typer.Option("--log-x")] = False,
 ) -> None:
     """Plot one board column."""
+    _matplotlib()
     from harness import plot
 
     table = _table(board, runs)

@@ -3,6 +3,10 @@ messages and progress. Every untrusted string printed through them goes through 
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 from rich.console import Console
 
@@ -24,4 +28,30 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "console", "fail", "out"]
+# Libraries' own progress bars and chatter (transformers' "Loading weights", hub downloads, datasets' map
+# bars), off in normal output; `--verbose` leaves them as the libraries set them.
+_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error",
+              "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+def quiet_libraries() -> None:
+    """Silence library noise: environment defaults for libraries not imported yet (a variable the user set
+    wins), and the same settings applied to those already imported."""
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    bars_off = os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    if bars_off and sys.modules.get("huggingface_hub") is not None:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    for name, env in (("transformers", "TRANSFORMERS_VERBOSITY"), ("datasets", "DATASETS_VERBOSITY")):
+        lib_logging = sys.modules.get(f"{name}.utils.logging")  # only libraries already imported
+        if lib_logging is None:
+            continue
+        if bars_off:
+            lib_logging.disable_progress_bar()
+        if os.environ[env] == "error":
+            lib_logging.set_verbosity(logging.ERROR)
+
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "console", "fail", "out", "quiet_libraries"]

@@ -94,6 +94,17 @@ class IndexedRun:
         """A record field by dotted path (``training.flops``, ``gen.temperature``)."""
         return dotted_get(self.record, dotted, default)
 
+    @property
+    def args_digest(self) -> str:
+        """Six hex digits over what the run's identity holds beyond task, split, model and seed (generation
+        and task arguments, answer budget, model arguments and content, task version): two runs that look
+        alike in a listing but differ here get different digests."""
+        ident = self.record.get("identity")
+        if not isinstance(ident, Mapping):
+            return "-"
+        rest = {k: v for k, v in ident.items() if k not in ("task", "split", "model", "seed")}
+        return store.config_hash(rest)[:6]
+
 
 @dataclass
 class ScanReport:

@@ -16,9 +16,23 @@ from typing import Any
 
 from harness import index, store
 from harness.escaping import plot_text
-from harness.leaderboard import Board, BoardTable, Column, RowSpec, aggregate
+from harness.leaderboard import Board, BoardError, BoardTable, Column, RowSpec, aggregate
 
 _OOD_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+# One colour per recipe, the same in every plot and every command (SFT orange, RL blue, no training grey);
+# other recipes get a colour from their name, so it never depends on what else is plotted.
+RECIPE_COLOURS = {"sft": "#e66100", "rl": "#1f5fbf", "": "#6e7781"}
+_OTHER_COLOURS = ("#2a9d3f", "#9c3fb8", "#b8860b", "#d6336c", "#16a0a8", "#8c564b")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def recipe_colour(recipe: str | None) -> str:
+    key = (recipe or "").lower()
+    if key in RECIPE_COLOURS:
+        return RECIPE_COLOURS[key]
+    import hashlib
+
+    return _OTHER_COLOURS[int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(_OTHER_COLOURS)]
 
 
 class PlotError(ValueError):
@@ -35,6 +49,7 @@ class Point:
     lo: float
     hi: float
     distribution: str
+    recipe: str | None = None
 
 
 def _distribution(col: Column, cell_dist: str | None) -> str:
@@ -51,7 +66,7 @@ def compute_points(table: BoardTable, columns: Sequence[Column] | None = None) -
                 continue
             points.append(Point(panel=col.task, column=col, series=row.series or _recipe(cell.recipe, row.label),
                                 x=cell.flops, y=cell.value, lo=cell.ci_low, hi=cell.ci_high,
-                                distribution=_distribution(col, cell.distribution)))
+                                distribution=_distribution(col, cell.distribution), recipe=cell.recipe))
     return points
 
 
@@ -122,7 +137,13 @@ def _scale(col: Column) -> float:
 
 def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column] | None = None,
                  log_x: bool = False, title: str | None = None) -> list[Path]:
-    """Metric against training FLOPs, one panel per task (the paper's main figure)."""
+    """Metric against training FLOPs, one panel per task (the paper's main figure), saved to ``out``."""
+    return _save(compute_figure(table, columns=columns, log_x=log_x, title=title), out)
+
+
+def compute_figure(table: BoardTable, *, columns: Sequence[Column] | None = None, log_x: bool = False,
+                   title: str | None = None) -> Any:
+    """The matplotlib figure :func:`plot_compute` saves."""
     from matplotlib.lines import Line2D
 
     points = compute_points(table, columns)
@@ -131,7 +152,11 @@ def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column
                         "checkpoints written by a recipe, or add rows with recipe/flops to the board")
     panels = list(dict.fromkeys(p.panel for p in points))
     series = list(dict.fromkeys(p.series for p in points))
-    colors = {s: f"C{i % 10}" for i, s in enumerate(series)}
+    recipe_of = {s: next(p.recipe for p in points if p.series == s) for s in series}
+    colors = {s: recipe_colour(recipe_of[s]) for s in series}
+    markers: dict[str, str] = {}  # series sharing a recipe (several base models) differ by marker
+    for s in series:
+        markers[s] = _MARKERS[sum(1 for t in markers if colors[t] == colors[s]) % len(_MARKERS)]
     fig, axes = _figure(len(panels))
     styles: dict[str, Any] = {}
     for ax, panel in zip(axes, panels, strict=True):
@@ -153,7 +178,7 @@ def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column
                     continue
                 k = _scale(col_of[key])
                 xs = [p.x for p in line]
-                ax.plot(xs, [k * p.y for p in line], linestyle=style, marker="o", markersize=3.5,
+                ax.plot(xs, [k * p.y for p in line], linestyle=style, marker=markers[s], markersize=3.5,
                         color=colors[s], linewidth=1.6)
                 if all(math.isfinite(p.lo) and math.isfinite(p.hi) for p in line):  # no NaN intervals
                     ax.fill_between(xs, [k * p.lo for p in line], [k * p.hi for p in line], color=colors[s],
@@ -163,17 +188,52 @@ def plot_compute(table: BoardTable, out: Path | str, *, columns: Sequence[Column
         ax.set_xlabel("training FLOPs")
         ax.set_ylabel(plot_text(f"{first.metric}{' (%)' if first.fmt() == 'pct' else ''}"))
         if log_x:
-            ax.set_xscale("log")
+            log_ticks(ax, [p.x for p in mine])
         else:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colors[s], label=plot_text(s), linewidth=2) for s in series]
+    handles = [Line2D([], [], color=colors[s], marker=markers[s], label=plot_text(s), linewidth=2) for s in series]
     handles += [Line2D([], [], color="0.3", linestyle=st, label=plot_text(lab)) for lab, st in styles.items()]
     fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.05 * (len(handles) // 7)))
     fig.suptitle(plot_text(title or table.title))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return _save(fig, out)
+    return fig
+
+
+def log_ticks(ax: Any, xs: Sequence[float]) -> None:
+    """A log x axis whose labels never collide: ticks at 1, 2 and 5 x 10^k when the data span about a decade,
+    at decades (every second or third one over wide spans) otherwise; labels as ``2e12``; no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    pos = [x for x in xs if x > 0 and math.isfinite(x)]
+    if not pos:
+        return
+    lo, hi = min(pos), max(pos)
+    k_lo, k_hi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks: list[float] = []
+    for mult in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in range(k_lo, k_hi + 1) for m in mult if lo / 1.5 <= m * 10.0 ** k <= hi * 1.5]
+        if len(ticks) <= 6:
+            break
+    step = 1
+    while len(ticks[::step]) > 6:
+        step += 1
+    ticks = ticks[::step] or [lo]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _short_e(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(lo, ticks[0]) / 1.2, max(hi, ticks[-1]) * 1.2)
+
+
+def _short_e(x: float) -> str:
+    """``2e12``, ``1.5e13``: short enough that six labels fit under a 4-inch panel."""
+    if x <= 0:
+        return "0"
+    k = math.floor(math.log10(x) + 1e-9)
+    m = x / 10.0 ** k
+    return f"{m:.2g}e{k}"
 
 
 def _split_label(col: Column, dist: str) -> str:
@@ -200,7 +260,8 @@ def plot_column(table: BoardTable, column: str | Column, out: Path | str, *, kin
     # error bars never negative: intervals read back from disk may sit a hair on the wrong side of the value
     err = [[max(0.0, k * (c.value - c.ci_low)) if c.has_ci else 0.0 for _, c in rows],
            [max(0.0, k * (c.ci_high - c.value)) if c.has_ci else 0.0 for _, c in rows]]
-    ax.barh(ys, vals, xerr=err, color="C0", alpha=0.8, capsize=3, error_kw={"linewidth": 1})
+    ax.barh(ys, vals, xerr=err, color=[recipe_colour(c.recipe) for _, c in rows], alpha=0.85, capsize=3,
+            error_kw={"linewidth": 1})
     ax.set_yticks(ys, [plot_text(label) for label, _ in rows])
     ax.set_xlabel(plot_text(f"{col.metric}{' (%)' if col.fmt() == 'pct' else ''} [95% CI]"))
     ax.set_title(plot_text(f"{table.title}: {col.title}"))
@@ -210,12 +271,13 @@ def plot_column(table: BoardTable, column: str | Column, out: Path | str, *, kin
 
 
 def _find_column(table: BoardTable, ref: str) -> Column:
-    for c in table.columns:
-        if ref in (c.key, c.title, c.label, f"{c.task}/{c.split}"):
-            return c
-    if ref.isdigit() and 1 <= int(ref) <= len(table.columns):
-        return table.columns[int(ref) - 1]
-    raise PlotError(f"no column {ref!r}; columns: {', '.join(c.key for c in table.columns)}")
+    try:
+        cols = table.find_columns(ref)
+    except BoardError as exc:
+        raise PlotError(str(exc)) from None
+    if len(cols) > 1:
+        raise PlotError(f"{ref!r} names {len(cols)} columns ({', '.join(c.key for c in cols)}); name one")
+    return cols[0]
 
 
 def compute_table(root: Path | str, board: Board | None = None, metric: str = "success_rate") -> BoardTable:
@@ -224,5 +286,5 @@ def compute_table(root: Path | str, board: Board | None = None, metric: str = "s
     return aggregate(board or compute_board(runs, metric), runs, source=str(root))
 
 
-__all__ = ["PlotError", "Point", "compute_board", "compute_points", "compute_table", "plot_column",
-           "plot_compute"]
+__all__ = ["RECIPE_COLOURS", "PlotError", "Point", "compute_board", "compute_figure", "compute_points",
+           "compute_table", "log_ticks", "plot_column", "plot_compute", "recipe_colour"]

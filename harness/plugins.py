@@ -141,8 +141,8 @@ class Registry:
             return self.backend(alias.backend), dict(alias.model_args), f"alias -> {alias.backend}"
         if name in self.backends:
             return self.backends[name], {}, "backend"
-        if Path(name).expanduser().is_dir() and "hf" in self.backends:
-            return self.backends["hf"], {"pretrained": str(Path(name).expanduser())}, "local checkpoint -> hf"
+        if Path(name).expanduser().is_dir() and "hf" in self.backends:  # absolute and normalised: run ids never
+            return self.backends["hf"], {"pretrained": local_path(name)}, "local checkpoint -> hf"  # hold "../"
         aliases = ", ".join(sorted(self.models)) or "(none)"
         backends = ", ".join(sorted(self.backends)) or "(none)"
         raise PluginError(f"unknown model {name!r}: not an alias, a backend or a local directory.\n"
@@ -164,6 +164,11 @@ class Registry:
             except Exception as exc:  # an observer must never lose the run it observes
                 warnings.warn(f"plugin {impl.plugin_name!r}: harness_run_finished failed: {exc!r}",
                               PluginWarning, stacklevel=2)
+
+
+def local_path(path: str) -> str:
+    """A local path as runs record it: ``~`` expanded, absolute, ``..`` and ``.`` removed (symlinks kept)."""
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _is_editable(module: str) -> bool:
@@ -305,6 +310,8 @@ def validate_spec(spec: Any) -> None:
     elif isinstance(spec, RecipeSpec):
         if not callable(spec.run):
             raise ValueError(f"recipe {name!r}: run must be callable")
+        if spec.extra is not None and not isinstance(spec.extra, str):
+            raise ValueError(f"recipe {name!r}: extra must be a pip extra's name or None")
     elif isinstance(spec, ModelAlias) and (not isinstance(spec.backend, str)
                                            or not isinstance(spec.model_args, Mapping)):
         raise ValueError(f"model alias {name!r}: backend must be a name and model_args a mapping")

@@ -18,28 +18,30 @@ arguments), so a mistyped argument never leaves a run behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from harness import store
 from harness.checks import ConfigError, check_args, check_int, check_value
 from harness.env import TextEnv
-from harness.metrics import aggregate
+from harness.metrics import MetricsAccumulator
 from harness.runlock import RunLock
 from harness.types import (
     Backend,
     Completion,
     GenParams,
     Message,
+    MetricSpec,
     MetricValue,
     Observation,
     Request,
@@ -149,7 +151,8 @@ class EvalConfig:
         return orjson.loads(store.dumps(ident))
 
 
-LIBRARIES = ("torch", "transformers", "accelerate", "peft", "vllm", "openai")  # versions recorded when installed
+# versions recorded when installed
+LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate", "peft", "vllm", "openai")
 
 
 class TaskContractError(ValueError):
@@ -328,6 +331,40 @@ def read_training_info(checkpoint: str | Path) -> dict[str, Any] | None:
     return info
 
 
+MAX_FAILURE_REASONS = 100  # distinct reasons kept in a record; the rest are counted under one key
+OTHER_REASONS = "(other reasons)"
+
+
+class RunTally:
+    """What a run's record says about its episodes, counted as each record goes by: the metrics over ok
+    episodes (streaming, :class:`harness.metrics.MetricsAccumulator`), failure counts and reasons, token
+    totals. Memory does not grow with the number of episodes."""
+
+    def __init__(self, task_metrics: Sequence[MetricSpec]) -> None:
+        self.metrics = MetricsAccumulator(task_metrics)
+        self.ok = self.failed = self.env_bugs = 0
+        self.first_env_bug: str | None = None
+        self.reasons: dict[str, int] = {}
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        if rec["status"] == "ok":
+            self.ok += 1
+            self.metrics.add(rec)
+            self.prompt_tokens += rec["tokens"]["prompt"]
+            self.completion_tokens += rec["tokens"]["completion"]
+            return
+        self.failed += 1
+        reason = str(rec.get("error") or "unknown")
+        if reason.startswith(("env raised", "task contract")):
+            self.env_bugs += 1
+            self.first_env_bug = self.first_env_bug or reason
+        key = store.scrub_secrets(reason)[:200]
+        if key not in self.reasons and len(self.reasons) >= MAX_FAILURE_REASONS:
+            key = OTHER_REASONS
+        self.reasons[key] = self.reasons.get(key, 0) + 1
+
+
 class Runner:
     """Plays ``cfg.episodes`` episodes of one task split against one backend and records them."""
 
@@ -346,8 +383,8 @@ class Runner:
         self.metric_kinds = {m.name: m.kind for m in task.metrics}
         self.done = 0
         self.writer: store.SampleWriter | None = None
+        self.tally = RunTally(task.metrics)
         self._spare: list[TextEnv] = []
-        self._seeds: dict[int, int] = {}
         self.training: dict[str, Any] | None = None
 
     def make_env(self) -> TextEnv:
@@ -362,24 +399,25 @@ class Runner:
         rec = ep.record(error)
         assert self.writer is not None
         self.writer.write(rec)
+        self.tally.add(rec)
         self.done += 1
         if self.progress:
             self.progress(self.done, self.cfg.episodes, rec)
 
     # ---------------------------------------------------------------- lock-step (local engines)
-    def play_lockstep(self, indices: Sequence[int]) -> None:
+    def play_lockstep(self, indices: Iterable[int]) -> None:
         cfg = self.cfg
-        pending = list(reversed(indices))
+        pending = iter(indices)  # taken one at a time: nothing is held per episode not yet started
+        nxt = next(pending, None)
         live: list[Episode] = []
         free: list[TextEnv] = []  # envs are built as episodes start, up to the batch size, then reused
         built = 0
-        limit = min(cfg.batch_size, len(indices))
-        while pending or live:
-            while pending and (free or built < limit):
+        while nxt is not None or live:
+            while nxt is not None and (free or built < cfg.batch_size):
                 if not free:
                     free.append(self.make_env())
                     built += 1
-                i = pending.pop()
+                i, nxt = nxt, next(pending, None)
                 env = free.pop()
                 try:
                     live.append(self._new_episode(i, env))
@@ -413,46 +451,46 @@ class Runner:
             live = still
 
     # ------------------------------------------------------------- sliding window (remote APIs)
-    async def _play_async(self, indices: Sequence[int]) -> None:
+    async def _play_async(self, indices: Iterable[int]) -> None:
+        """``max_connections`` workers, each playing one episode at a time with its own env (built when it
+        starts its first episode) and taking the next index when it is done: a sliding window that holds
+        nothing per episode not yet started."""
         agenerate = self.backend.agenerate  # type: ignore[attr-defined]
-        window = asyncio.Semaphore(max(1, self.cfg.max_connections))
-        free: list[TextEnv] = []  # envs are built as episodes start, at most one per window slot, then reused
+        pending = iter(indices)
 
-        async def one(i: int) -> None:
-            await window.acquire()
-            env = free.pop() if free else self.make_env()
+        async def one(i: int, env: TextEnv) -> None:
             try:
+                ep = self._new_episode(i, env)
+            except Exception as exc:
+                ep = Episode.__new__(Episode)
+                _blank(ep, i, self._seed(i), env)
+                self._finish(ep, _env_error(exc))
+                return
+            while True:
+                comp = await agenerate(ep.request(), self.cfg.gen)
+                if comp.error is not None:
+                    self._finish(ep, f"backend: {comp.error}")
+                    return
                 try:
-                    ep = self._new_episode(i, env)
+                    over = ep.apply(comp)
                 except Exception as exc:
-                    ep = Episode.__new__(Episode)
-                    _blank(ep, i, self._seed(i), env)
                     self._finish(ep, _env_error(exc))
                     return
-                while True:
-                    comp = await agenerate(ep.request(), self.cfg.gen)
-                    if comp.error is not None:
-                        self._finish(ep, f"backend: {comp.error}")
-                        return
-                    try:
-                        over = ep.apply(comp)
-                    except Exception as exc:
-                        self._finish(ep, _env_error(exc))
-                        return
-                    if over:
-                        self._finish(ep)
-                        return
-            finally:
-                free.append(env)
-                window.release()
+                if over:
+                    self._finish(ep)
+                    return
 
-        await asyncio.gather(*(one(i) for i in indices))
+        async def worker() -> None:
+            env: TextEnv | None = None
+            for i in pending:  # one shared iterator: each index is taken by exactly one worker
+                env = env or self.make_env()
+                await one(i, env)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.cfg.max_connections))))
 
     def _seed(self, index: int) -> int:
-        seed = self._seeds.get(index)
-        if seed is None:  # each episode's seed is asked for when it starts and again when records are read
-            seed = self._seeds[index] = episode_seed(self.task.name, self.split.name, self.cfg.seed, index)
-        return seed
+        # computed when an episode starts and when its record is read back; never cached per episode
+        return episode_seed(self.task.name, self.split.name, self.cfg.seed, index)
 
     # --------------------------------------------------------------------------------- a run
     def run(self, *, resume: bool = False, overwrite: bool = False) -> RunResult:
@@ -468,17 +506,16 @@ class Runner:
         with RunLock(self.run_dir):
             return self._run_locked(resume=resume, overwrite=overwrite)
 
-    def _previous(self, resume: bool, overwrite: bool, scan: store.SampleScan) -> dict[str, Any]:
+    def _previous(self, resume: bool, overwrite: bool, found: store.SampleIndex) -> dict[str, Any]:
         """The existing record to continue, or {} for a fresh start; refuses what would lose or mix data."""
         from harness.index import RecordError, validate
 
         record_path = self.run_dir / RECORD_FILE
-        has_results = bool(scan.records or scan.invalid)
         if overwrite:
             for name in (SAMPLES_FILE, RECORD_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
             return {}
-        if not has_results:  # nothing recorded yet (e.g. the last attempt failed at its start): start afresh
+        if not found.has_results:  # nothing recorded yet (e.g. the last attempt failed at its start): start afresh
             return {}
         if not resume:
             raise RunExistsError(f"a run with this configuration already exists at {self.run_dir}; "
@@ -494,45 +531,64 @@ class Runner:
             if previous.get("identity") != self.cfg.identity():
                 raise RunExistsError(f"{self.run_dir} holds a run with another configuration; "
                                      "use another --output or --overwrite")
-        recorded = max([int(previous.get("episodes") or 0), *(i + 1 for i in scan.records)])
+        recorded = max(int(previous.get("episodes") or 0), found.max_index + 1)
         if recorded > self.cfg.episodes:
             raise RunExistsError(f"{self.run_dir} holds a run of {recorded} episodes; resuming it with "
                                  f"{self.cfg.episodes} would shrink it. Pass --episodes {recorded} (or more), "
                                  "or --overwrite")
         return previous
 
-    def _trusted(self, scan: store.SampleScan) -> list[dict[str, Any]]:
-        """Records to keep: valid, ok, and played with this run's episode seeds. Lines that are not valid
-        records are moved to samples.rejected.jsonl (never silently lost) and their episodes played again."""
-        kept, rejected = [], list(scan.invalid)
-        for i, r in sorted(scan.records.items()):
-            if r["episode_seed"] != self._seed(i):
-                rejected.append((-1, f"episode {i} has episode_seed {r['episode_seed']}, not this run's "
-                                     f"{self._seed(i)}", store.dumps(r)))
-            elif r["status"] == "ok":
-                kept.append(r)
+    def _compact(self, found: store.SampleIndex) -> bytearray:
+        """Rewrite samples.jsonl with the records to keep (valid, ok, played with this run's episode seeds),
+        one at a time, counting each into the run's tally; returns a flag per episode, 1 = kept. Lines that
+        are not valid records are moved to samples.rejected.jsonl (never silently lost) and their episodes
+        played again; failed episodes are dropped, to be retried."""
+        done = bytearray(self.cfg.episodes)
+        samples_path = self.run_dir / SAMPLES_FILE
+        if not samples_path.exists():
+            return done
+        rejected: list[tuple[int, str]] = []
+        with contextlib.ExitStack() as stack:
+            rej: list[BinaryIO] = []  # opened at the first rejected line only
+
+            def reject(n: int, why: str, raw: bytes) -> None:
+                if not rej:
+                    rej.append(stack.enter_context((self.run_dir / REJECTED_FILE).open("ab")))
+                rejected.append((n, why))
+                rej[0].write(raw + b"\n")
+
+            for n, why, raw in found.invalid:
+                reject(n, why, raw)
+
+            def kept() -> Iterator[bytes]:
+                for i, raw, rec in found.records():
+                    if rec["episode_seed"] != self._seed(i):
+                        reject(-1, f"episode {i} has episode_seed {rec['episode_seed']}, not this run's "
+                                   f"{self._seed(i)}", raw)
+                    elif rec["status"] == "ok":
+                        done[i] = 1
+                        self.tally.add(rec)
+                        yield raw
+
+            store.write_lines_atomic(samples_path, kept())
         if rejected:
-            with (self.run_dir / REJECTED_FILE).open("ab") as f:
-                for _, _, raw in rejected:
-                    f.write(raw + b"\n")
-            shown = "; ".join(f"line {n}: {why}" if n > 0 else why for n, why, _ in rejected[:3])
-            warnings.warn(f"{self.run_dir / SAMPLES_FILE}: {len(rejected)} line(s) are not valid episode records "
-                          f"({shown}); moved to {REJECTED_FILE}, their episodes will be played again",
-                          RecordWarning, stacklevel=3)
-        return kept
+            shown = "; ".join(f"line {n}: {why}" if n > 0 else why for n, why in rejected[:3])
+            warnings.warn(f"{samples_path}: {len(rejected)} line(s) are not valid episode records ({shown}); moved "
+                          f"to {REJECTED_FILE}, their episodes will be played again", RecordWarning, stacklevel=4)
+        return done
 
     def _run_locked(self, *, resume: bool, overwrite: bool) -> RunResult:
         cfg = self.cfg
         samples_path = self.run_dir / SAMPLES_FILE
-        scan = store.scan_samples(samples_path)
-        previous = self._previous(resume, overwrite, scan)
+        found = store.index_samples(samples_path, cfg.episodes)
+        previous = self._previous(resume, overwrite, found)
         if overwrite:
-            scan = store.SampleScan()
-        kept = self._trusted(scan)
-        done_idx = {r["index"] for r in kept}
-        self.writer = store.SampleWriter(samples_path, keep=kept if samples_path.exists() else None)
-        todo = [i for i in range(cfg.episodes) if i not in done_idx]
-        self.done = cfg.episodes - len(todo)
+            found = store.SampleIndex(path=samples_path, limit=cfg.episodes)
+        self.tally = RunTally(self.task.metrics)
+        done = self._compact(found)
+        self.writer = store.SampleWriter(samples_path)
+        self.done = sum(done)
+        todo = (i for i in range(cfg.episodes) if not done[i])
         record = self._record(previous, status="running")
         store.write_json_atomic(self.run_dir / RECORD_FILE, record)
         if self.progress:
@@ -540,7 +596,7 @@ class Runner:
         t0 = time.perf_counter()
         stop: BaseException | None = None
         try:
-            if todo:
+            if self.done < cfg.episodes:
                 if hasattr(self.backend, "agenerate"):
                     asyncio.run(self._play_async(todo))
                 else:
@@ -560,35 +616,31 @@ class Runner:
         raise stop
 
     def finalize(self, record: dict[str, Any], wall: float, stop: BaseException | None = None) -> RunResult:
-        cfg = self.cfg
-        # every line was validated on the way in (compaction) or written by this process under the lock
-        records = store.scan_samples(self.run_dir / SAMPLES_FILE, validate=False).records
-        in_range = [r for i, r in sorted(records.items()) if i < cfg.episodes and r["episode_seed"] == self._seed(i)]
-        ok = [r for r in in_range if r["status"] == "ok"]
-        errors = [r for r in in_range if r["status"] != "ok"]
-        metrics = aggregate(ok, self.task.metrics, failed=len(errors))
-        status, advice, error = _outcome(len(ok), len(errors), cfg.episodes, stop)
-        env_bugs = [r for r in errors if str(r.get("error") or "").startswith(("env raised", "task contract"))]
-        if env_bugs and status == "failed" and stop is None:
+        """The record's results from the run's tally: every kept record was counted as it was compacted and
+        every new one as it was written, so nothing is read back or held per episode."""
+        cfg, tally = self.cfg, self.tally
+        metrics = tally.metrics.result(failed=tally.failed)
+        status, advice, error = _outcome(tally.ok, tally.failed, cfg.episodes, stop)
+        if tally.env_bugs and status == "failed" and stop is None:
             # a task bug, not a flaky server: say whose, and that retrying alone will not help
             plugin = (cfg.plugins or {}).get("task") or {}
             who = f"task plugin {plugin.get('plugin')!r} ({plugin.get('id')})" if plugin else f"task {cfg.task!r}"
-            error = f"{len(env_bugs)} episode(s) failed inside the task's env: a bug in {who}: {env_bugs[0]['error']}"
-            advice = (f"{len(errors)} of {cfg.episodes} episodes failed (they count as unsolved in success_rate); "
-                      f"{len(env_bugs)} of them in the task's env, which --resume replays but cannot fix: report it to "
-                      f"the task's author, or fix the task and run again")
+            error = (f"{tally.env_bugs} episode(s) failed inside the task's env: a bug in {who}: "
+                     f"{tally.first_env_bug}")
+            advice = (f"{tally.failed} of {cfg.episodes} episodes failed (they count as unsolved in success_rate); "
+                      f"{tally.env_bugs} of them in the task's env, which --resume replays but cannot fix: report it "
+                      f"to the task's author, or fix the task and run again")
         record.update({
             "status": status,
             "advice": advice,
             "error": error,
             "finished": time.time(),
             "wall_time_s": wall,
-            "episodes_ok": len(ok),
-            "episodes_failed": len(errors),
-            "failure_reasons": _count_reasons(errors),
+            "episodes_ok": tally.ok,
+            "episodes_failed": tally.failed,
+            "failure_reasons": dict(tally.reasons),
             "metrics": {k: v.as_dict() for k, v in metrics.items()},
-            "tokens": {"prompt": sum(r["tokens"]["prompt"] for r in ok),
-                       "completion": sum(r["tokens"]["completion"] for r in ok)},
+            "tokens": {"prompt": tally.prompt_tokens, "completion": tally.completion_tokens},
         })
         store.write_json_atomic(self.run_dir / RECORD_FILE, record)
         return RunResult(run_dir=str(self.run_dir), record=record, metrics=metrics)
@@ -649,16 +701,19 @@ def _blank(ep: Episode, index: int, seed: int, env: TextEnv) -> None:
     ep.answer_cap = MAX_RECORDED_ANSWER
 
 
-def _count_reasons(errors: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in errors:
-        key = store.scrub_secrets(str(r.get("error") or "unknown"))[:200]
-        out[key] = out.get(key, 0) + 1
-    return out
+def model_label(model: str) -> str:
+    """The model part of a run id: a local path (``/abs/ckpt/step-000200``, or ``hf:/abs/...``) by its last
+    two parts, which say what it is without this machine's folders; anything else as named."""
+    prefix, sep, rest = model.partition(":")
+    path = rest if sep and rest.startswith("/") else model
+    if not path.startswith("/"):
+        return store.slug(model)
+    tail = "-".join(Path(path).parts[-2:])
+    return store.slug(f"{prefix}-{tail}" if path is rest else tail)
 
 
 def run_dir_for(output: Path, cfg: EvalConfig) -> Path:
-    return output / f"{cfg.task}_{cfg.split}_{store.slug(cfg.model)}_{store.config_hash(cfg.identity())}"
+    return output / f"{cfg.task}_{cfg.split}_{model_label(cfg.model)}_{store.config_hash(cfg.identity())}"
 
 
 def format_metric(m: MetricValue, pct: bool) -> str:
@@ -673,4 +728,4 @@ def format_metric(m: MetricValue, pct: bool) -> str:
 
 
 __all__ = ["Episode", "EvalConfig", "RecordWarning", "RunExistsError", "RunFailed", "RunInterrupted", "Runner",
-           "TaskContractError", "episode_seed", "format_metric", "read_training_info", "run_dir_for"]
+           "TaskContractError", "episode_seed", "format_metric", "model_label", "read_training_info", "run_dir_for"]

@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import threading
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-60:] or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", text).strip("-")[-60:] or "model"
 
 
 # ------------------------------------------------------------------------------------------- encoding
@@ -227,26 +228,40 @@ class SampleScan:
         return self.torn + len(self.invalid)
 
 
-def scan_samples(path: Path, *, validate: bool = True) -> SampleScan:
-    """Read samples.jsonl. ``validate=False`` is for a file this process holds the lock on and has itself
-    compacted (every line already checked or written by it): it skips the per-line field checks."""
-    scan = SampleScan()
+def _read_lines(path: Path, *, validate: bool = True
+                ) -> Iterator[tuple[int, int, bytes, dict[str, Any] | None, str | None]]:
+    """Each non-blank line of samples.jsonl as (line number, byte offset, raw line, record or None, why):
+    ``why`` is "torn" for a line that is not JSON, the reason for one that is not a valid record."""
     if not path.exists():
-        return scan
+        return
+    offset = 0
     with path.open("rb") as f:
         for n, line in enumerate(f, 1):
+            start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
+            raw = line.rstrip(b"\n")
             try:
-                rec = orjson.loads(line)
+                rec = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                scan.torn += 1
+                yield n, start, raw, None, "torn"
                 continue
             why = sample_problem(rec) if validate else None
-            if why:
-                scan.invalid.append((n, why, line.rstrip(b"\n")))
-                continue
+            yield n, start, raw, (None if why else rec), why
+
+
+def scan_samples(path: Path, *, validate: bool = True) -> SampleScan:
+    """Read samples.jsonl whole (for readers of finished runs; a run being resumed uses
+    :func:`index_samples`, which keeps no record in memory). ``validate=False`` skips the per-line field
+    checks, for a file this process wrote itself."""
+    scan = SampleScan()
+    for n, _, raw, rec, why in _read_lines(path, validate=validate):
+        if rec is not None:
             scan.records[rec["index"]] = rec
+        elif why == "torn":
+            scan.torn += 1
+        else:
+            scan.invalid.append((n, why or "", raw))
     return scan
 
 
@@ -256,15 +271,74 @@ def read_samples(path: Path) -> tuple[dict[int, dict[str, Any]], int]:
     return scan.records, scan.bad
 
 
+@dataclass
+class SampleIndex:
+    """Where in samples.jsonl the last valid record of each episode index below ``limit`` is: byte offsets
+    and lengths in two flat arrays (16 bytes per episode, whatever the records hold), so a run of any size
+    resumes without holding its records. Also the largest index recorded (any size), torn lines and the
+    lines that parsed but are not valid records."""
+
+    path: Path
+    limit: int
+    offsets: array = field(default_factory=lambda: array("q"))
+    lengths: array = field(default_factory=lambda: array("q"))
+    count: int = 0  # episodes below ``limit`` with a record
+    max_index: int = -1
+    torn: int = 0
+    invalid: list[tuple[int, str, bytes]] = field(default_factory=list)
+
+    @property
+    def has_results(self) -> bool:
+        return self.max_index >= 0 or bool(self.invalid)
+
+    def records(self) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+        """(index, raw line, record) of each indexed episode, in index order, read one at a time."""
+        if not self.count:
+            return
+        with self.path.open("rb") as f:
+            for i, (off, length) in enumerate(zip(self.offsets, self.lengths, strict=True)):
+                if off < 0:
+                    continue
+                f.seek(off)
+                raw = f.read(length)
+                yield i, raw, orjson.loads(raw)
+
+
+def index_samples(path: Path, limit: int) -> SampleIndex:
+    """Index samples.jsonl for a resume: every line is validated, the last valid record per index wins."""
+    idx = SampleIndex(path=path, limit=limit)
+    for n, off, raw, rec, why in _read_lines(path):
+        if rec is None:
+            if why == "torn":
+                idx.torn += 1
+            else:
+                idx.invalid.append((n, why or "", raw))
+            continue
+        i = rec["index"]
+        idx.max_index = max(idx.max_index, i)
+        if i >= limit:
+            continue
+        if len(idx.offsets) <= i:  # grown to the largest index seen, never beyond ``limit``
+            grow = i + 1 - len(idx.offsets)
+            idx.offsets.extend([-1] * grow)
+            idx.lengths.extend([0] * grow)
+        idx.count += idx.offsets[i] < 0
+        idx.offsets[i], idx.lengths[i] = off, len(raw)
+    return idx
+
+
+def write_lines_atomic(path: Path, lines: Iterable[bytes]) -> None:
+    """Replace ``path`` with these lines (each newline-terminated), atomically, streaming."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        for line in lines:
+            f.write(line + b"\n")
+
+
 class SampleWriter:
     """Appends one JSON line per finished episode and flushes it to the OS at once (SIGKILL-safe)."""
 
-    def __init__(self, path: Path, keep: Iterable[Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        if keep is not None:  # compact on resume: drop torn lines, superseded and failed records
-            with atomic_path(path) as tmp, tmp.open("wb") as f:
-                for rec in keep:
-                    f.write(dumps(rec) + b"\n")
         self._f: BinaryIO = path.open("ab")
 
     def write(self, record: Mapping[str, Any]) -> None:

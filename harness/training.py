@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import store
 from harness.fingerprint import identify_model
-from harness.plugins import Registry
+from harness.plugins import Registry, local_path
 from harness.runner import TRAINING_INFO_FILE, EvalConfig, Runner, run_dir_for
 from harness.types import GenParams, TaskSpec
 
@@ -49,7 +49,7 @@ def make_evaluator(reg: Registry, *, task: TaskSpec, backend_name: str, model_ar
     backend_spec = reg.backend(backend_name)
 
     def evaluate(checkpoint_dir: str, training_info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        ckpt = Path(checkpoint_dir)
+        ckpt = Path(local_path(str(checkpoint_dir)))  # runs name the checkpoint by its absolute path
         write_training_info(ckpt, training_info)
         args = {**model_args, "pretrained": str(ckpt)}
         identity = identify_model(backend_spec, args)  # the new weights' content: never an old run's episodes

@@ -248,8 +248,9 @@ class TrainJob:
     verify_iter: int | None = None
     eval_episodes: int = 100
     recipe_args: Mapping[str, Any] = field(default_factory=dict)
-    # Called on the main process after every optimiser step with {"step", "flops", ...step stats}: the
-    # CLI's progress bar. Recipes call it; they never draw anything themselves.
+    # Called on the main process after every recipe step with {"step", "flops", "lr", "tokens_per_s",
+    # "step_s", ...the recipe's own numbers (loss, reward, clipfrac, ...)}: the CLI's progress bar and the
+    # training curves (harness.tracking: every finite number becomes a curve). Recipes never draw anything.
     on_step: Callable[[Mapping[str, Any]], None] | None = None
 
 
@@ -260,6 +261,7 @@ class RecipeSpec:
     name: str
     description: str
     run: Callable[[TrainJob], Mapping[str, Any]]
+    extra: str | None = None  # the pip extra it needs, named when one of its packages is missing
 
 
 # ---------------------------------------------------------------------------------------------- runs

@@ -31,6 +31,8 @@ from harness.leaderboard.compare import (
 )
 from harness.leaderboard.render import (
     DATA_MARKER,
+    default_publish_path,
+    describe_table,
     fmt_cell,
     fmt_value,
     publish,
@@ -58,6 +60,6 @@ from harness.leaderboard.schema import (
 __all__ = ["DATA_MARKER", "FIELD_PATHS", "SELECT_RULES", "Board", "BoardError", "BoardTable", "Cell", "Column",
            "Comparison", "Delta", "Row", "RowSpec", "aggregate", "board_dirs", "compare", "compare_cells",
            "comparison_legend", "comparison_to_json", "comparison_to_markdown", "comparison_to_rich",
-           "find_board", "fmt_cell", "fmt_delta", "fmt_value", "load_board", "mcnemar_exact", "paired_bootstrap",
-           "paired_values", "parse_board", "publish", "read_table", "render", "to_csv", "to_html", "to_json",
-           "to_markdown", "to_rich"]
+           "default_publish_path", "describe_table", "find_board", "fmt_cell", "fmt_delta", "fmt_value",
+           "load_board", "mcnemar_exact", "paired_bootstrap", "paired_values", "parse_board", "publish",
+           "read_table", "render", "to_csv", "to_html", "to_json", "to_markdown", "to_rich"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,15 @@ class Cell:
     recipe: str | None = None
     distribution: str | None = None
     candidates: int = 1
+
+    def __post_init__(self) -> None:
+        # an interval always holds its value: records written before the metrics were exact can have a bound
+        # a hair on the wrong side (a 0% cell with ci_low 1.7e-18), shown and exported as a clean bound
+        v, lo, hi = self.value, self.ci_low, self.ci_high
+        if math.isfinite(v) and math.isfinite(lo) and lo > v:
+            object.__setattr__(self, "ci_low", v)
+        if math.isfinite(v) and math.isfinite(hi) and hi < v:
+            object.__setattr__(self, "ci_high", v)
 
     @property
     def has_ci(self) -> bool:
@@ -55,6 +64,25 @@ class BoardTable:
     description: str = ""
     select: str = "latest"
     source: str = ""
+
+    def find_columns(self, ref: str) -> list[Column]:
+        """The columns ``ref`` names: a key (task/split/metric), task/split, a title or label, a column group
+        (all its columns), or a 1-based position. None named is a :class:`BoardError` listing the columns."""
+        ref = ref.strip()
+        hits = [c for c in self.columns if ref in (c.key, c.title, c.label, f"{c.task}/{c.split}")]
+        hits = hits or [c for c in self.columns if c.group and c.group == ref]
+        if not hits and ref.isdigit() and 1 <= int(ref) <= len(self.columns):
+            hits = [self.columns[int(ref) - 1]]
+        if not hits:
+            groups = sorted({c.group for c in self.columns if c.group})
+            raise BoardError(f"no column {ref!r}; columns: {', '.join(c.key for c in self.columns)}"
+                             + (f"; groups: {', '.join(groups)}" if groups else ""))
+        return hits
+
+    def with_columns(self, refs: Sequence[str]) -> BoardTable:
+        """The table with only the columns ``refs`` name (see :meth:`find_columns`), in the board's order."""
+        keep = {c.key for ref in refs if ref.strip() for c in self.find_columns(ref)}
+        return replace(self, columns=[c for c in self.columns if c.key in keep])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "description": self.description, "select": self.select,

@@ -28,11 +28,13 @@ class Delta:
     column: str
     a: Cell | None
     b: Cell | None
-    delta: float | None
+    delta: float | None  # the B - A that is shown and tested: over the paired episodes when tested pairwise
     test: str  # mcnemar-exact, paired-bootstrap, ci-overlap or none
     p_value: float | None
     significant: bool | None
     detail: str = ""
+    paired_n: int = 0  # episodes both runs played (0: not paired)
+    cell_delta: float | None = None  # B's cell value - A's (differs from delta when the runs cover other episodes)
 
 
 @dataclass
@@ -116,29 +118,43 @@ def paired_values(a: Cell, b: Cell, metric: str) -> tuple[list[Any], list[Any]] 
     return (xs, ys) if xs else None
 
 
+def _pooled(values: Sequence[Any]) -> float:
+    """The metric over paired episodes as the runs compute it: pooled hits/total for ratios, else the mean."""
+    if values and isinstance(values[0], list | tuple):
+        total = sum(float(v[1]) for v in values)
+        return sum(float(v[0]) for v in values) / total if total else math.nan
+    return math.fsum(float(v) for v in values) / len(values)
+
+
 def compare_cells(a: Cell | None, b: Cell | None, col: Column, row: str, alpha: float = 0.05) -> Delta:
     if a is None or b is None or math.isnan(a.value) or math.isnan(b.value):
         return Delta(row, col.key, a, b, None, "none", None, None)
-    delta = b.value - a.value
+    cell_delta = b.value - a.value
     paired = paired_values(a, b, col.metric)
     if paired is not None:
         xs, ys = paired
+        delta = _pooled(ys) - _pooled(xs)  # what the paired test is about: the same episodes on both sides
+        covers = "" if len(xs) == a.n == b.n else f" (A has {a.n}, B {b.n})"
         if all(isinstance(v, bool) for v in (*xs, *ys)):
             p, n01, n10 = mcnemar_exact(xs, ys)
             return Delta(row, col.key, a, b, delta, "mcnemar-exact", p, p < alpha,
-                         f"{len(xs)} paired episodes; A-only {n10}, B-only {n01}")
+                         f"{len(xs)} paired episodes{covers}; A-only {n10}, B-only {n01}; p={p:.3g}",
+                         len(xs), cell_delta)
         p, lo, hi = paired_bootstrap(xs, ys)
         return Delta(row, col.key, a, b, delta, "paired-bootstrap", p, p < alpha,
-                     f"{len(xs)} paired episodes; 95% CI of B-A [{lo:.3g}, {hi:.3g}]")
+                     f"{len(xs)} paired episodes{covers}; 95% CI of B-A [{lo:.3g}, {hi:.3g}]; p={p:.3g}",
+                     len(xs), cell_delta)
     if not (a.has_ci and b.has_ci):
-        return Delta(row, col.key, a, b, delta, "none", None, None, "no intervals")
+        return Delta(row, col.key, a, b, cell_delta, "none", None, None, "no intervals", 0, cell_delta)
     overlap = a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
-    return Delta(row, col.key, a, b, delta, "ci-overlap", None, not overlap,
-                 "intervals overlap" if overlap else "intervals disjoint")
+    return Delta(row, col.key, a, b, cell_delta, "ci-overlap", None, not overlap,
+                 "intervals overlap" if overlap else "intervals disjoint", 0, cell_delta)
 
 
-def compare(a: BoardTable, b: BoardTable, *, alpha: float = 0.05) -> Comparison:
-    """Align rows by label and columns by task/split/metric; cells present on one side only show as such."""
+def compare(a: BoardTable, b: BoardTable, *, alpha: float = 0.05, a_name: str | None = None,
+            b_name: str | None = None) -> Comparison:
+    """Align rows by label and columns by task/split/metric; cells present on one side only show as such.
+    ``a_name``/``b_name`` say what each side is in captions (default: the table's source or name)."""
     b_cols = {c.key for c in b.columns}
     columns = [c for c in a.columns if c.key in b_cols]
     if not columns:
@@ -151,8 +167,8 @@ def compare(a: BoardTable, b: BoardTable, *, alpha: float = 0.05) -> Comparison:
             ca = a_rows[label].cells.get(c.key) if label in a_rows else None
             cb = b_rows[label].cells.get(c.key) if label in b_rows else None
             deltas[(label, c.key)] = compare_cells(ca, cb, c, label, alpha)
-    return Comparison(a_name=a.source or a.name, b_name=b.source or b.name, columns=columns, rows=labels,
-                      deltas=deltas, alpha=alpha)
+    return Comparison(a_name=a_name or a.source or a.name, b_name=b_name or b.source or b.name, columns=columns,
+                      rows=labels, deltas=deltas, alpha=alpha)
 
 
 def fmt_delta(d: Delta, col: Column) -> str:
@@ -166,21 +182,23 @@ def fmt_delta(d: Delta, col: Column) -> str:
     sign = "+" if d.delta >= 0 else "−"
     mag = fmt_value(abs(d.delta), fmt)
     mark = "" if d.significant is None else (" *" if d.significant else " (ns)")
-    return f"{a} → {b} ({sign}{mag}{mark})"
+    paired = f" paired, n={d.paired_n}, p={d.p_value:.2g}" if d.paired_n and d.p_value is not None else ""
+    return f"{a} → {b} ({sign}{mag}{paired}{mark})"
 
 
 def comparison_legend(cmp: Comparison) -> str:
-    return (f"A = {cmp.a_name}; B = {cmp.b_name}. Cells: A → B (B − A). * = significant at "
-            f"alpha {cmp.alpha}: exact McNemar on paired episodes for success (paired bootstrap for other "
-            "metrics) when both runs have the same episodes; otherwise disjoint 95% intervals. (ns) = not "
-            "significant (overlapping intervals, or paired p ≥ alpha).")
+    return (f"A = {cmp.a_name}. B = {cmp.b_name}. Cells: A → B (B − A). Where both runs played the same "
+            "episodes (same task, split and seed) the difference is over those episodes and tested pairwise "
+            "(\"paired, n=episodes, p=...\": exact McNemar for success rates, a paired bootstrap for other "
+            "metrics); otherwise it is the difference of the cell values and * means disjoint 95% intervals. "
+            f"* = significant at alpha {cmp.alpha}; (ns) = not significant.")
 
 
 def comparison_to_rich(cmp: Comparison) -> Any:
     from rich.table import Table
 
-    t = Table(title="comparison", caption=markup(comparison_legend(cmp)), title_justify="left",
-              caption_justify="left")
+    t = Table(title=markup(f"comparison: A = {cmp.a_name}; B = {cmp.b_name}"), caption=markup(comparison_legend(cmp)),
+              title_justify="left", caption_justify="left")
     t.add_column("row", style="bold")
     for c in cmp.columns:
         t.add_column(markup(c.title, newlines=False), justify="right")
@@ -205,5 +223,6 @@ def comparison_to_json(cmp: Comparison) -> str:
            "columns": [{"key": c.key, "title": c.title} for c in cmp.columns],
            "cells": [{"row": d.row, "column": d.column, "a": asdict(d.a) if d.a else None,
                       "b": asdict(d.b) if d.b else None, "delta": d.delta, "test": d.test, "p_value": d.p_value,
-                      "significant": d.significant, "detail": d.detail} for d in cmp.deltas.values()]}
+                      "significant": d.significant, "detail": d.detail, "paired_n": d.paired_n,
+                      "cell_delta": d.cell_delta} for d in cmp.deltas.values()]}
     return store.dumps(_jsonable(out), indent=True).decode()

@@ -50,27 +50,101 @@ def _legend(table: BoardTable) -> str:
             f"'{table.select}' among complete runs; – means no run.")
 
 
-def to_rich(table: BoardTable) -> Any:
-    """A rich table; every label, title and caption is escaped (a model named ``x[/]y`` is shown as it is)."""
+def _header(col: Column, first_of_group: bool) -> str:
+    """A column header: its title, under its TOML group's name on the group's first column."""
+    title = markup(col.title, newlines=False)
+    if not col.group:
+        return title
+    return (f"[dim]{markup(col.group, newlines=False)}[/]\n" if first_of_group else "\n") + title
+
+
+def _longest_word(text: str) -> int:
+    return max((len(w) for w in text.split()), default=0)
+
+
+def _stack(cell: str) -> list[str]:
+    """A cell's text as two lines, the value over its interval."""
+    value, sep, ci = cell.partition(" [")
+    return [value, "[" + ci] if sep else [value]
+
+
+def _chunks(columns: list[Column], widths: dict[str, int], room: int) -> list[list[Column]]:
+    """Columns split into consecutive runs whose widths (each plus 3 for padding and border) fit ``room``,
+    broken at column-group boundaries where a whole group fits."""
+    groups: list[list[Column]] = []
+    for c in columns:
+        if groups and groups[-1][0].group == c.group and c.group:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    chunks: list[list[Column]] = [[]]
+    used = 0
+    for g in groups:
+        need = sum(widths[c.key] + 3 for c in g)
+        if chunks[-1] and used + need > room:
+            chunks.append([])
+            used = 0
+        for c in g:  # a group wider than the room is split by columns
+            w = widths[c.key] + 3
+            if chunks[-1] and used + w > room:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(c)
+            used += w
+    return [c for c in chunks if c]
+
+
+def to_rich(table: BoardTable, width: int | None = None) -> Any:
+    """A rich renderable; every label, title and caption is escaped (a model named ``x[/]y`` is shown as it
+    is). Given the terminal ``width``, a board that does not fit on one line per row is shown with each
+    value over its interval, row groups as headings, and, where still too wide, as several tables of
+    consecutive columns (split at column groups), each repeating the row labels: nothing is cut."""
+    from rich.console import Group
     from rich.table import Table
 
-    t = Table(title=markup(table.title), caption=markup(_legend(table)), title_justify="left",
-              caption_justify="left")
-    if _has_groups(table):
-        t.add_column("group", style="dim")
-    t.add_column("row", style="bold")
-    for c in table.columns:
-        t.add_column(markup(c.title, newlines=False), justify="right")
-    last_group = None
-    for r in table.rows:
-        if _has_groups(table) and last_group is not None and r.group != last_group:
-            t.add_section()
-        last_group = r.group
-        cells = [fmt_cell(r.cells.get(c.key), c) for c in table.columns]
-        t.add_row(*(markup(x, newlines=False) for x in ([r.group] if _has_groups(table) else []) + [r.label]),
-                  *cells)
-    return t
-
+    groups = _has_groups(table)
+    one_line = {c.key: max([len(c.title), len(c.group) if c.group else 0,
+                            *(len(fmt_cell(r.cells.get(c.key), c)) for r in table.rows)]) for c in table.columns}
+    label_w = max([5, *(len(r.label) for r in table.rows)])
+    group_w = max([5, *(len(r.group) for r in table.rows)]) if groups else 0
+    full = 1 + label_w + 3 + (group_w + 3 if groups else 0) + sum(w + 3 for w in one_line.values())
+    stacked = width is not None and full > width
+    if stacked:
+        label_w = min(label_w, max(12, width // 4))
+        widths = {c.key: max([4, _longest_word(c.title), *(len(x) for r in table.rows
+                                                           for x in _stack(fmt_cell(r.cells.get(c.key), c)))])
+                  for c in table.columns}
+        chunks = _chunks(list(table.columns), widths, max(1, width - 1 - (label_w + 3)))
+    else:
+        widths, chunks = one_line, [list(table.columns)]
+    tables = []
+    for i, cols in enumerate(chunks):
+        part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+        last = i == len(chunks) - 1
+        t = Table(title=markup(table.title + part), caption=markup(_legend(table)) if last else None,
+                  title_justify="left", caption_justify="left")
+        if groups and not stacked:
+            t.add_column("group", style="dim")
+        # stacked: every width fixed, so the tables are exactly as wide as planned; long words fold, never cut
+        t.add_column("row", style="bold", width=label_w if stacked else None, overflow="fold")
+        for j, c in enumerate(cols):
+            t.add_column(_header(c, j == 0 or cols[j - 1].group != c.group), justify="right",
+                         width=widths[c.key] if stacked else None, overflow="fold")
+        last_group = None
+        for r in table.rows:
+            if groups and r.group != last_group:
+                if stacked:  # the row group as a heading line
+                    t.add_row(f"[dim]{markup(r.group or '-', newlines=False)}[/]", *([""] * len(cols)))
+                elif last_group is not None:
+                    t.add_section()
+            last_group = r.group
+            cells = [fmt_cell(r.cells.get(c.key), c) for c in cols]
+            if stacked:
+                cells = ["\n".join(_stack(x)) for x in cells]
+            lead = [r.group] if groups and not stacked else []
+            t.add_row(*(markup(x, newlines=False) for x in [*lead, r.label]), *(markup(x) for x in cells))
+        tables.append(t)
+    return tables[0] if len(tables) == 1 else Group(*tables)
 
 
 def to_markdown(table: BoardTable, *, embed_data: bool = True) -> str:
@@ -146,18 +220,28 @@ def to_json(table: BoardTable) -> str:
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24}
-h1{font-size:1.4em}table{border-collapse:collapse}th,td{padding:.35em .7em;border-bottom:1px solid #d0d7de}
+h1{font-size:1.4em}.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse}
+th,td{padding:.35em .7em;border-bottom:1px solid #d0d7de}
 th{cursor:pointer;user-select:none;background:#f6f8fa;text-align:left;white-space:nowrap}
+thead tr.groups th{cursor:default;text-align:center;font-weight:600;color:#57606a;border-bottom:2px solid #d0d7de}
+thead tr.groups th.g{border-left:1px solid #d0d7de;border-right:1px solid #d0d7de}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.ci{color:#57606a;font-size:.8em;margin-left:.35em}.bar{position:relative;height:3px;background:#eaeef2;margin-top:2px}
-.bar i{position:absolute;top:0;height:3px;background:#0969da}.none{color:#8c959f}caption{caption-side:bottom;
-text-align:left;color:#57606a;padding-top:.6em}
+.ci{color:#57606a;font-size:.8em;margin-left:.35em}
+.bar{position:relative;height:11px;min-width:6em;margin-top:3px;
+background:linear-gradient(#d0d7de,#d0d7de) 0 5px/100% 1px no-repeat}
+.bar .f{position:absolute;left:0;top:3px;height:5px;background:#b6d4f5}
+.bar .w{position:absolute;top:2px;height:7px;box-sizing:border-box;border-left:1px solid #424a53;
+border-right:1px solid #424a53}
+.bar .w::after{content:"";position:absolute;left:0;right:0;top:3px;height:1px;background:#424a53}
+.bar .m{position:absolute;top:0;width:3px;height:11px;margin-left:-1.5px;background:#0969da;border-radius:1px}
+.none{color:#8c959f}.legend{color:#57606a;margin-top:.6em}
+td.label{white-space:nowrap}.hint{display:none;color:#57606a;font-size:.85em}.scroll.wide+.hint{display:block}
 """
 
 _JS = """
 (function(){
-  var table=document.getElementById('board'), heads=table.tHead.rows[0].cells;
+  var table=document.getElementById('board'), hr=table.tHead.rows, heads=hr[hr.length-1].cells;
   function key(td){var v=td.getAttribute('data-v');if(v===null||v==='')return null;
     var n=parseFloat(v);return isNaN(n)?v.toLowerCase():n;}
   function sortBy(i,dir){
@@ -171,33 +255,57 @@ _JS = """
   }
   Array.prototype.forEach.call(heads,function(th,i){th.addEventListener('click',function(){
     sortBy(i,th.getAttribute('aria-sort')==='descending'?'asc':'desc');});});
+  var box=table.parentNode;  // a board wider than the window scrolls sideways: say so
+  function fit(){box.classList.toggle('wide',box.scrollWidth>box.clientWidth+1);}
+  fit();window.addEventListener('resize',fit);
   var m=location.hash.match(/sort=(\\d+)(?::(asc|desc))?/);if(m)sortBy(+m[1],m[2]||'desc');
 })();
 """
 
 
 def to_html(table: BoardTable) -> str:
-    """One self-contained page (inline CSS and script, no external assets). Click a header to sort;
-    ``page.html#sort=3:asc`` opens it sorted by the fourth column."""
+    """One self-contained page (inline CSS and script, no external assets). Column groups from the board's
+    TOML head their columns; a board wider than the window scrolls sideways. Each percentage cell draws a
+    bar: a fill up to the value, a mark at the value and whiskers over its 95% interval. Click a header to
+    sort; ``page.html#sort=3:asc`` opens it sorted by the fourth column."""
     e = html_text
     groups = _has_groups(table)
     heads = (["Group"] if groups else []) + ["Model"]
     ths = [f"<th>{e(h)}</th>" for h in heads]
     ths += [f'<th title="{e(c.task)} / {e(c.split)} / {e(c.metric)}" data-key="{e(c.key)}">{e(c.title)}</th>'
             for c in table.columns]
+    head_rows = ""
+    if any(c.group for c in table.columns):
+        spans: list[list[Any]] = []  # [group, count] for each run of consecutive columns
+        for c in table.columns:
+            if spans and spans[-1][0] == c.group:
+                spans[-1][1] += 1
+            else:
+                spans.append([c.group, 1])
+        cells = [f'<th colspan="{len(heads)}"></th>'] + [
+            f'<th class="g" colspan="{n}" scope="colgroup">{e(g)}</th>' if g else f'<th colspan="{n}"></th>'
+            for g, n in spans]
+        head_rows = f'<tr class="groups">{"".join(cells)}</tr>'
     body = []
     for r in table.rows:
-        tds = ([f'<td data-v="{e(r.group)}">{e(r.group)}</td>'] if groups else [])
-        tds.append(f'<td data-v="{e(r.label)}">{e(r.label)}</td>')
+        tds = ([f'<td class="label" data-v="{e(r.group)}">{e(r.group)}</td>'] if groups else [])
+        tds.append(f'<td class="label" data-v="{e(r.label)}">{e(r.label)}</td>')
         for c in table.columns:
             tds.append(_html_cell(r.cells.get(c.key), c))
         body.append("<tr>" + "".join(tds) + "</tr>")
     desc = f"<p>{e(table.description)}</p>" if table.description else ""
+    legend = (f"{_legend(table)} Bars: the value (mark and fill) and its 95% interval (whiskers). "
+              "Click a header to sort.")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(table.title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{e(table.title)}</h1>{desc}"
-            f'<table id="board"><caption>{e(_legend(table))} Click a header to sort.</caption>'
-            f"<thead><tr>{''.join(ths)}</tr></thead><tbody>\n" + "\n".join(body)
-            + f"\n</tbody></table><script>{_JS}</script></body></html>\n")
+            f'<div class="scroll"><table id="board" aria-describedby="legend">'
+            f"<thead>{head_rows}<tr>{''.join(ths)}</tr></thead><tbody>\n" + "\n".join(body)
+            + f'\n</tbody></table></div><p class="hint">Scroll sideways for more columns →</p>'
+            f'<p id="legend" class="legend">{e(legend)}</p><script>{_JS}</script></body></html>\n')
+
+
+def _pct(x: float) -> float:
+    return 100 * min(1.0, max(0.0, x))
 
 
 def _html_cell(cell: Cell | None, col: Column) -> str:
@@ -209,10 +317,14 @@ def _html_cell(cell: Cell | None, col: Column) -> str:
     bar = ""
     if cell.has_ci:
         ci = f'<span class="ci">[{fmt_value(cell.ci_low, fmt)}, {fmt_value(cell.ci_high, fmt)}]</span>'
-        if fmt == "pct":
-            lo, hi = max(0.0, cell.ci_low), min(1.0, cell.ci_high)
-            bar = (f'<div class="bar"><i style="left:{100 * lo:.1f}%;width:{max(0.5, 100 * (hi - lo)):.1f}%">'
-                   "</i></div>")
+    if fmt == "pct":
+        v = _pct(cell.value)
+        whisker = ""
+        if cell.has_ci:
+            lo, hi = _pct(cell.ci_low), _pct(cell.ci_high)
+            whisker = f'<i class="w" style="left:{lo:.2f}%;width:{hi - lo:.2f}%"></i>'
+        bar = (f'<div class="bar" role="img" aria-label="{e(fmt_cell(cell, col))}"><i class="f" '
+               f'style="width:{v:.2f}%"></i>{whisker}<i class="m" style="left:{v:.2f}%"></i></div>')
     tip = f"run {cell.run_id}, n={cell.n}"
     return (f'<td class="num" data-v="{cell.value!r}" title="{e(tip)}"><span class="v">'
             f"{fmt_value(cell.value, fmt)}</span>{ci}{bar}</td>")
@@ -252,17 +364,40 @@ def read_table(path: Path | str) -> BoardTable:
     return BoardTable.from_dict(data, where=str(path))
 
 
-def publish(board: Board, root: Path | str, out: Path | str | None = None) -> Path:
-    """Regenerate the board's markdown table (default: beside its TOML, ``<name>.md``)."""
+def publish(board: Board, root: Path | str, out: Path | str | None = None, *, force: bool = False) -> Path:
+    """Regenerate the board's markdown table (default: beside its TOML, ``<name>.md``). A table shipped with
+    harness (in :func:`~harness.leaderboard.schema.shipped_dirs`) is replaced only with ``force``: it is the
+    reference table, and a run set of your own would silently rewrite it."""
     table = aggregate(board, root)
-    if out is None:
-        base = Path(board.path).parent if board.path and _writable_dir(Path(board.path).parent) else Path(
-            "leaderboards")
-        out = base / f"{board.name}.md"
-    out = Path(out)
+    out = Path(out) if out is not None else default_publish_path(board)
+    if out.exists() and is_shipped(out) and not force:
+        raise BoardError(f"{out} is the {board.name!r} table shipped with harness ({describe_table(out)}); pass "
+                         "--force to replace it, or --out FILE to write your own copy")
     out.parent.mkdir(parents=True, exist_ok=True)
     store.write_text_atomic(out, to_markdown(table))  # a full disk leaves the published table as it was
     return out
+
+
+def default_publish_path(board: Board) -> Path:
+    base = Path(board.path).parent if board.path and _writable_dir(Path(board.path).parent) else Path("leaderboards")
+    return base / f"{board.name}.md"
+
+
+def is_shipped(path: Path) -> bool:
+    from harness.leaderboard.schema import shipped_dirs
+
+    where = path.resolve().parent
+    return any(d.is_dir() and where == d.resolve() for d in shipped_dirs())
+
+
+def describe_table(path: Path) -> str:
+    """What a published table holds, in a few words: rows, filled cells and the runs' sources."""
+    try:
+        t = read_table(path)
+    except BoardError:
+        return "not a readable published table"
+    cells = [c for r in t.rows for c in r.cells.values() if c is not None]
+    return f"{len(t.rows)} rows, {len(cells)} of {len(t.rows) * len(t.columns)} cells filled"
 
 
 def _writable_dir(p: Path) -> bool:

@@ -327,11 +327,17 @@ def load_board(path: Path | str) -> Board:
     return parse_board(data, name=path.stem, path=str(path))
 
 
+def shipped_dirs() -> list[Path]:
+    """Where the boards bundled with harness live: the package's ``boards/`` folder and the source checkout's
+    ``leaderboards/`` (their published tables are the reference results harness ships)."""
+    here = Path(__file__).resolve().parent.parent  # the harness package (this file is harness/leaderboard/schema.py)
+    return [here / "boards", here.parent / "leaderboards"]
+
+
 def board_dirs(cwd: Path | None = None) -> list[Path]:
     """Where board names are looked up: ./leaderboards, then the boards bundled with the package (the
     package's ``boards/`` folder, or the source checkout's ``leaderboards/``)."""
-    here = Path(__file__).resolve().parent.parent  # the harness package (this file is harness/leaderboard/schema.py)
-    dirs = [(cwd or Path.cwd()) / "leaderboards", here / "boards", here.parent / "leaderboards"]
+    dirs = [(cwd or Path.cwd()) / "leaderboards", *shipped_dirs()]
     out: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:

@@ -64,9 +64,14 @@ def harness_cli(app: Any, groups: Mapping[str, Any]) -> None:
         if arch not in TINY_ARCHS:
             typer.echo(f"error: unknown architecture {arch!r}; choose one of: {', '.join(TINY_ARCHS)}", err=True)
             raise typer.Exit(2)
-        from plugins.hf.tiny import make_tiny
+        try:
+            from plugins.hf.tiny import make_tiny
 
-        path = make_tiny(arch, out_dir, seed=seed)
+            path = make_tiny(arch, out_dir, seed=seed)
+        except ImportError as exc:
+            typer.echo(f"error: make-tiny needs {exc.name or exc}, which is not installed: "
+                       "pip install 'harness[hf]'", err=True)
+            raise typer.Exit(2) from None
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         typer.echo(f"wrote tiny {arch} ({size / 1e6:.1f} MB, random weights) to {path}\n"
                    f"use it: harness eval --model {path} --task ...")

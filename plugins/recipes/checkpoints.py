@@ -67,7 +67,12 @@ def training_info(job: TrainJob, policy_path: str, step: int, meter: FlopsMeter,
     if prev is not None:
         root = prev.get("root_model") or prev.get("base_model") or root
         extra = {"base_recipe": prev.get("recipe"), "base_flops": prev.get("flops"), **extra}
+    from harness.fingerprint import local_checkpoint_identity
+
+    # the base weights by content (cached per file, so this costs nothing after the first checkpoint)
+    base_identity = local_checkpoint_identity({"pretrained": policy_path})
     return {"recipe": job.recipe, "base_model": job.model, "root_model": root, "base_checkpoint": policy_path,
+            "base_checkpoint_sha256": (base_identity or {}).get("checkpoint_sha256"),
             "task": job.task.name, "split": job.split, "step": step, "seed": job.seed, **meter.as_dict(),
             "created": time.time(), **extra}
 

@@ -26,7 +26,7 @@ def _rl(job: TrainJob) -> Mapping[str, Any]:
 def harness_recipes() -> list[RecipeSpec]:
     return [
         RecipeSpec("sft", "supervised fine-tuning on the task oracle's transcripts (revisions after feedback "
-                          "included); loss on answer tokens; LoRA or full", _sft),
+                          "included); loss on answer tokens; LoRA or full", _sft, extra="train"),
         RecipeSpec("rl", "PPO with a value head (paper's settings) or GRPO on multi-turn verification-revision "
-                         "rollouts; LoRA or full", _rl),
+                         "rollouts; LoRA or full", _rl, extra="train"),
     ]

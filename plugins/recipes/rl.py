@@ -38,7 +38,7 @@ from plugins.recipes.trainer import Trainer, log, metrics_line
 DEFAULT_LR_FULL = 1e-6  # the paper's setting for a full fine-tune
 DEFAULT_LR_LORA = 1e-5
 DEFAULT_VALUE_LR = 1e-4
-STAT_KEYS = ("pg_loss", "v_loss", "clipfrac", "samples", "reward", "success", "episodes", "turns")
+STAT_KEYS = ("pg_loss", "v_loss", "clipfrac", "approx_kl", "samples", "reward", "success", "episodes", "turns")
 
 
 def _widths(text: str) -> list[int]:
@@ -242,7 +242,7 @@ class RLTrainer:
             for t, ad in zip(real, ppo.normalize(torch.tensor([t.advantage for t in real])).tolist(), strict=True):
                 t.advantage = ad
         pads = [t for t in turns if t.pad]
-        stats = {"pg_loss": 0.0, "v_loss": 0.0, "clipfrac": 0.0, "samples": 0.0}
+        stats = {"pg_loss": 0.0, "v_loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "samples": 0.0}
         for _ in range(a.epochs):
             order = real[:]
             self.rng.shuffle(order)
@@ -274,6 +274,8 @@ class RLTrainer:
             stats["v_loss"] += float((vl.detach() * real).sum())
         stats["pg_loss"] += float((pg.detach() * real).sum())
         stats["clipfrac"] += float((clipped * real).sum())
+        log_ratio = (logp - old).detach()  # KL(old || new) estimated per sample as (r - 1) - log r (Schulman's k3)
+        stats["approx_kl"] += float(((torch.exp(log_ratio) - 1 - log_ratio) * real).sum())
         stats["samples"] += float(real.sum())
         # sum over this chunk's real turns / real turns of the minibatch over all processes, times the
         # process count (gradient syncs average over processes): the minibatch's mean loss
@@ -290,7 +292,8 @@ class RLTrainer:
         if self.vllm is not None:
             self.vllm.sleep()
         turns = self.estimate(logs)
-        stats = self.update(turns) if turns else dict.fromkeys(("pg_loss", "v_loss", "clipfrac", "samples"), 0.0)
+        stats = self.update(turns) if turns else dict.fromkeys(("pg_loss", "v_loss", "clipfrac", "approx_kl",
+                                                                 "samples"), 0.0)
         self.sync_engine()
         ok = [ep for ep in logs if ep.error is None]
         ended = [ep for ep in ok if ep.finished]
@@ -299,13 +302,9 @@ class RLTrainer:
         s = dict(zip(STAT_KEYS, self.tr.sum([stats[k] for k in STAT_KEYS]), strict=True))  # one collective
         samples, episodes = max(1.0, s["samples"]), max(1.0, s["episodes"])
         return {"pg_loss": s["pg_loss"] / samples, "v_loss": s["v_loss"] / samples,
-                "clipfrac": s["clipfrac"] / samples, "reward": s["reward"] / episodes,
-                "success": s["success"] / episodes, "turns": s["turns"] / episodes,
-                "episodes": s["episodes"], "lr": self._lr()}
-
-    def _lr(self) -> float:
-        opt = getattr(self.tr.opt, "optimizer", self.tr.opt)
-        return float(opt.param_groups[0]["lr"]) if opt is not None else 0.0
+                "clipfrac": s["clipfrac"] / samples, "approx_kl": s["approx_kl"] / samples,
+                "reward": s["reward"] / episodes, "success": s["success"] / episodes, "turns": s["turns"] / episodes,
+                "episodes": s["episodes"], "lr": self.tr.lr_used}
 
 
 def run(job: TrainJob) -> Mapping[str, Any]:
@@ -319,7 +318,8 @@ def run(job: TrainJob) -> Mapping[str, Any]:
         history.append(stats)
         if tr.main and args.log_every and (tr.step + 1) % args.log_every == 0:
             log.info(metrics_line(tr.step + 1, {**stats, "s": time.perf_counter() - t0}))
-        if tr.end_step(advantage=args.advantage, rollout_reward=stats["reward"], rollout_success=stats["success"]):
+        if tr.end_step(stats, advantage=args.advantage, rollout_reward=stats["reward"],
+                       rollout_success=stats["success"]):
             break
     if rl.vllm is not None:
         rl.vllm.close()

@@ -77,7 +77,8 @@ def run(job: TrainJob) -> Mapping[str, Any]:
         if args.log_every and (tr.step + 1) % args.log_every == 0 and tr.main:
             log.info(metrics_line(tr.step + 1, {"loss": sum(losses[-args.log_every:]) / args.log_every,
                                                 "s": time.perf_counter() - t0}))
-        if tr.end_step(examples_seen=(tr.step + 1) * args.batch_size, loss=losses[-1]):
+        seen = (tr.step + 1) * args.batch_size
+        if tr.end_step({"loss": losses[-1], "examples_seen": seen}, examples_seen=seen, loss=losses[-1]):
             break
     tr.finish()
     return tr.summary(final_loss=losses[-1] if losses else None, wall_s=time.perf_counter() - t0,

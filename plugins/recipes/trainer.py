@@ -24,6 +24,7 @@ import gc
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,8 @@ class Trainer:
         self.checkpoints: list[dict[str, Any]] = []
         self._pending_eval: list[tuple[dict[str, Any], Path, dict[str, Any]]] = []
         self._pending = [0.0] * 6  # trained, rollout, forward tokens and their FLOPs since the last sync
+        self._step_started = (time.perf_counter(), 0)  # (time, tokens) when the current step began
+        self.lr_used = self.current_lr()
 
     # ------------------------------------------------------------------------------------ set-up
     @property
@@ -302,19 +305,36 @@ class Trainer:
         return float(norm) if norm is not None else None
 
     def end_update(self) -> None:
-        """After all optimiser steps of a recipe step: advance the learning-rate schedule."""
+        """After all optimiser steps of a recipe step: advance the learning-rate schedule (the rate this
+        step used is what the step reports)."""
+        self.lr_used = self.current_lr()
         if self.sched is not None:
             self.sched.step()
 
     # ------------------------------------------------------------------------------ checkpoints
-    def end_step(self, **extra: Any) -> bool:
-        """Close a step: sync token counts, checkpoint if a milestone was crossed. True when training is over."""
+    def current_lr(self) -> float:
+        opt = getattr(self.opt, "optimizer", self.opt)
+        return float(opt.param_groups[0]["lr"]) if opt is not None else 0.0
+
+    def _tokens(self) -> int:
+        m = self.meter
+        return m.trained_tokens + m.rollout_tokens + m.forward_tokens
+
+    def end_step(self, scalars: Mapping[str, float] | None = None, **extra: Any) -> bool:
+        """Close a step: sync token counts, report the step's ``scalars`` (with FLOPs, learning rate and
+        throughput) through ``job.on_step``, checkpoint if a milestone was crossed (``extra`` goes into the
+        checkpoint's training information). True when training is over."""
         self.step += 1
         self.sync_counts()
         if self.main and self.job.on_step is not None:
-            self.job.on_step({"step": self.step, "flops": self.meter.flops, **extra})
+            now, tokens = time.perf_counter(), self._tokens()
+            took = max(now - self._step_started[0], 1e-9)  # since the last step ended (its checkpoint included)
+            self.job.on_step({"step": self.step, "flops": self.meter.flops, "lr": self.lr_used,
+                              "tokens_per_s": (tokens - self._step_started[1]) / took, "step_s": took,
+                              **(scalars or {})})
         if self.schedule.due(self.step, self.meter.flops):
             self.checkpoint(**extra)
+        self._step_started = (time.perf_counter(), self._tokens())
         return self.schedule.done(self.step, self.meter.flops)
 
     def checkpoint(self, **extra: Any) -> None:

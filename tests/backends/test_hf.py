@@ -268,3 +268,58 @@ def test_hostile_template_fails_its_episodes_not_the_machine(text_dir: Path, tmp
     assert res.record["episodes_failed"] == 3
     (reason,) = res.record["failure_reasons"]
     assert "chat template" in reason and "steps" in reason
+
+
+def test_library_noise_only_with_verbose(text_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """transformers' loading bars stay out of an eval's normal output; --verbose shows them."""
+    from transformers.utils import logging as tf_logging
+
+    from harness.cli import main
+
+    for key in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY",
+                "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        monkeypatch.delenv(key, raising=False)  # restored after the test, as quieting sets them
+    tf_logging.enable_progress_bar()  # the library's default, whatever an earlier test did
+    verbosity = tf_logging.get_verbosity()
+
+    def run(*extra: str) -> str:
+        try:
+            main(["eval", "--model", str(text_dir), "--task", "gp-l", "-n", "1", "--max-tokens", "4",
+                  "--verify-iter", "1", "-o", str(tmp_path / str(len(extra))), *extra])
+        except SystemExit as exc:
+            assert not exc.code
+        return capsys.readouterr().err
+
+    try:
+        assert "Loading weights" in run("--verbose")
+        quiet = run()
+        assert "Loading weights" not in quiet and "it/s" not in quiet, quiet
+    finally:
+        tf_logging.enable_progress_bar()
+        tf_logging.set_verbosity(verbosity)
+
+
+def test_run_ids_come_from_the_absolute_normalised_path(text_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from harness.cli import main
+
+    sub = text_dir.parent / "sub"
+    sub.mkdir(exist_ok=True)
+    monkeypatch.chdir(sub)
+
+    def run(model: str) -> int:
+        try:
+            main(["eval", "--model", model, "--task", "gp-l", "-n", "1", "--max-tokens", "4", "--verify-iter", "1",
+                  "-o", str(tmp_path), "--json"])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("../llama") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["model"]["name"] == str(text_dir) and record["model"]["args"]["pretrained"] == str(text_dir)
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert ".." not in run_dir.name and run_dir.name.startswith(f"gp-l_id_{text_dir.parent.name}-llama_")
+    assert run(str(text_dir)) == 2  # the same model typed another way is the same run: refused without --resume
+    assert "already exists" in capsys.readouterr().err

@@ -68,3 +68,27 @@ def test_listings(capsys) -> None:
     code, out, _ = _run(capsys, "models", "--json")
     assert code == 0
     assert {"oracle", "random"} <= {b["name"] for b in json.loads(out)["backends"]}
+
+
+def test_error_is_the_last_thing_printed_and_backend_named_once(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("HARNESS_NO_PROGRESS", raising=False)
+    try:
+        main(["--plugin", "harness_toy.plugin", "--plugin", "tests.core.helpers", "eval", "--model", "scripted",
+              "--model-args", "mode=crash,after=1", "--task", "toy-add", "-n", "12", "-o", str(tmp_path)])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and lines[0] == "model 'scripted' (backend scripted)"
+    bar = max(i for i, ln in enumerate(lines) if ln.startswith("toy-add/id"))
+    first_error = next(i for i, ln in enumerate(lines) if ln.startswith("error:"))
+    assert bar < first_error, "the progress bar is closed before the error, never drawn after it"
+    assert "the model server went away" in err
+
+
+def test_version(capsys) -> None:
+    import harness
+
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and out.strip() == f"harness {harness.__version__}"

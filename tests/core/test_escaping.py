@@ -110,3 +110,27 @@ def test_failure_reasons_from_a_server_are_escaped(capsys, tmp_path: Path) -> No
     out = capsys.readouterr().out
     _clean(out)
     assert "[/]" in out and "boom" in out
+
+
+def test_hostile_column_groups_and_labels_in_fitted_tables_html_and_compare() -> None:
+    from rich.console import Console
+
+    from harness import leaderboard as lb
+    from harness.leaderboard.aggregate import Cell
+
+    cols = [lb.Column("t", f"s{i}", label=HOSTILE, group=HOSTILE if i < 2 else "") for i in range(4)]
+    cell = Cell(0.5, 0.25, 0.75, 10, run_id=HOSTILE)
+    table = lb.BoardTable("b", HOSTILE, cols, [lb.Row(HOSTILE, HOSTILE, {c.key: cell for c in cols})])
+    for width in (40, 400):
+        buf = io.StringIO()
+        Console(file=buf, force_terminal=False, width=width).print(lb.to_rich(table, width=width))
+        _clean(buf.getvalue())
+        assert "SPOOF" in buf.getvalue()
+    page = lb.to_html(table)
+    _clean(page)
+    assert "<script>alert" not in page and 'class="g" colspan="2"' in page
+    cmp = lb.compare(table, table, a_name=HOSTILE, b_name="b")
+    buf = io.StringIO()
+    Console(file=buf, force_terminal=False, width=120).print(lb.comparison_to_rich(cmp))
+    _clean(buf.getvalue())
+    assert "<script>alert" not in lb.comparison_to_markdown(cmp)

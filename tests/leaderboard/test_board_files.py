@@ -85,3 +85,16 @@ def test_malformed_published_tables_are_errors_in_compare(capsys, tmp_path: Path
         assert code == 2 and bad in text, text
     code, _ = _cli(capsys, "leaderboard", "compare", str(tmp_path / "a.json"), str(tmp_path / "a.json"))
     assert code == 0
+
+
+def test_interval_bounds_a_hair_off_read_back_clean(tmp_path: Path) -> None:
+    """Old records and published tables hold 0% cells with ci_low 1.7e-18 (rounding): shown and exported as 0."""
+    make_run(tmp_path / "runs", model="m", successes=pattern(10, 0))
+    board = lb.parse_board({"columns": [{"task": "gp-l", "split": "id"}], "rows": [{"label": "M", "model": "m"}]})
+    data = json.loads(lb.to_json(lb.aggregate(board, tmp_path / "runs")))
+    cell = data["rows"][0]["cells"]["gp-l/id/success_rate"]
+    assert cell["value"] == 0.0 and cell["ci_low"] == 0.0  # fresh metrics are exact
+    cell["ci_low"], cell["ci_high"] = 1.734723475976807e-18, 0.3
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    again = json.loads(lb.to_json(lb.read_table(tmp_path / "old.json")))
+    assert again["rows"][0]["cells"]["gp-l/id/success_rate"]["ci_low"] == 0.0

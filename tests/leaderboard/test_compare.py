@@ -50,9 +50,30 @@ def test_compare_same_episodes_uses_mcnemar(tmp_path: Path) -> None:
     missing = cmp.deltas[("Only A", "gp-l/id/success_rate")]
     assert missing.b is None and missing.delta is None and missing.test == "none"
     md = lb.comparison_to_markdown(cmp)
-    assert "25.0 → 55.0 (+30.0 *)" in md and "50.0 → 52.5 (+2.5 (ns))" in md and "McNemar" in md
+    assert "25.0 → 55.0 (+30.0 paired, n=40, p=0.00049 *)" in md and "McNemar" in md
+    assert "50.0 → 52.5 (+2.5 paired, n=40, p=1 (ns))" in md
     data = orjson.loads(lb.comparison_to_json(cmp))
     assert {c["test"] for c in data["cells"]} == {"mcnemar-exact", "paired-bootstrap", "none"}
+
+
+def test_paired_delta_is_over_the_episodes_both_runs_played(tmp_path: Path) -> None:
+    """A has 20 episodes (the first 5 solved), B has 40 (the first 10 and 20..29 solved): the cells say 25%
+    and 50%, but on the 20 episodes both played B solved 10 to A's 5; the test and the delta shown are those."""
+    make_run(tmp_path / "a", model="m", successes=pattern(20, 5))
+    make_run(tmp_path / "b", model="m", successes=[i < 10 or 20 <= i < 30 for i in range(40)])
+    board = lb.parse_board({**BOARD, "columns": BOARD["columns"][:1]})
+    cmp = lb.compare(lb.aggregate(board, tmp_path / "a"), lb.aggregate(board, tmp_path / "b"),
+                     a_name="runs a/ (board cmp)", b_name="runs b/ (board cmp)")
+    d = cmp.deltas[("M", "gp-l/id/success_rate")]
+    assert d.cell_delta == pytest.approx(0.25) and d.delta == pytest.approx(0.25) and d.paired_n == 20
+    assert "(A has 20, B 40)" in d.detail
+    legend = lb.comparison_legend(cmp)
+    assert "A = runs a/ (board cmp)" in legend and "B = runs b/ (board cmp)" in legend
+    make_run(tmp_path / "c", model="m", successes=[i < 5 or 20 <= i < 40 for i in range(40)])
+    d2 = lb.compare(lb.aggregate(board, tmp_path / "a"), lb.aggregate(board, tmp_path / "c")).deltas[
+        ("M", "gp-l/id/success_rate")]
+    assert d2.cell_delta == pytest.approx(0.375) and d2.delta == 0.0  # same 5 of the 20 shared: no difference
+    assert "(+0.0 paired, n=20, p=1 (ns))" in lb.fmt_delta(d2, board.columns[0])
 
 
 def test_compare_different_seeds_falls_back_to_interval_overlap(tmp_path: Path) -> None:

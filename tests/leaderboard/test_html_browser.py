@@ -98,3 +98,33 @@ def test_html_board_in_headless_chromium(tmp_path: Path) -> None:
     asc = dom("#sort=2:asc")  # empty cells sort last either way
     assert [r[0] for r in asc.rows[1:] if r] == ["B", "A", "C"]
     assert asc.attrs[0][2].get("aria-sort") == "ascending" and "aria-sort" not in asc.attrs[0][1]
+
+
+def test_wide_board_with_column_groups_scrolls_and_draws_value_marks(tmp_path: Path) -> None:
+    import re
+
+    root = tmp_path / "runs"
+    splits = [f"s{i}" for i in range(12)]
+    for i, split in enumerate(splits):
+        make_run(root, split=split, model="a", successes=pattern(20, 0 if i == 0 else 20 if i == 1 else i))
+    board = lb.parse_board({"name": "wide", "title": "Wide",
+                            "columns": [{"task": "gp-l", "split": s, "label": f"Split {s} with a long title",
+                                         "group": "first half" if i < 6 else "second half"}
+                                        for i, s in enumerate(splits)],
+                            "rows": [{"label": "A", "model": "a"}]})
+    page = tmp_path / "wide.html"
+    html = lb.to_html(lb.aggregate(board, root))
+    page.write_text(html)
+    res = _chromium(tmp_path, "--dump-dom", page.resolve().as_uri())
+    dom = res.stdout
+    assert '<div class="scroll wide">' in dom, "the board overflows a 1100-pixel window and says so"
+    groups = re.findall(r'<th class="g" colspan="(\d+)" scope="colgroup">([^<]*)</th>', dom)
+    assert groups == [("6", "first half"), ("6", "second half")]
+    # 0% [0, 16.1] and 100% [83.9, 100]: the mark sits at the value, whiskers span the interval
+    cells = re.findall(r'<i class="f" style="width:([\d.]+)%"></i><i class="w" style="left:([\d.]+)%;'
+                       r'width:([\d.]+)%"></i><i class="m" style="left:([\d.]+)%"></i>', dom)
+    assert cells[0] == ("0.00", "0.00", "16.11", "0.00")
+    assert cells[1][0] == "100.00" and cells[1][3] == "100.00" and float(cells[1][1]) == pytest.approx(83.89, 0.01)
+    shot = tmp_path / "wide.png"
+    _chromium(tmp_path, f"--screenshot={shot}", page.resolve().as_uri())
+    assert shot.is_file()

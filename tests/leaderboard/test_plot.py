@@ -92,3 +92,51 @@ def test_plot_labels_are_not_mathtext(tmp_path: Path) -> None:
                             "rows": [{"label": "{model}", "expand": "model"}]})
     (png,) = plot.plot_column(lb.aggregate(board, tmp_path / "runs"), "1", tmp_path / "b.png")
     assert png.stat().st_size > 1000
+
+
+def _overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of visible x tick labels whose drawn boxes overlap, in every panel."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    bad = []
+    for ax in fig.axes:
+        x0, x1 = ax.get_xlim()
+        labels = [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+                  if t.get_visible() and t.get_text() and x0 <= t.get_position()[0] <= x1]
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+        for i, (a, ba) in enumerate(boxes):
+            bad += [(a, b) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+    return bad
+
+
+# the first two collided with matplotlib's own log labels (2x10^13 over 3x10^13; 1.2x10^15 ... 1.9x10^15)
+@pytest.mark.parametrize("span", [(7.67e12, 3.89e13), (1.2e15, 1.9e15), (3e14, 9e14), (1e10, 1e18)])
+def test_log_x_tick_labels_never_collide(tmp_path: Path, span: tuple[float, float]) -> None:
+    lo, hi = span
+    flops = [lo * (hi / lo) ** (i / 7) for i in range(8)]
+    for f in flops:
+        for task in ("gp-l", "gp-vl", "virl-l", "virl-vl"):  # four panels side by side, as on sft-vs-rl
+            make_run(tmp_path, task=task, model="ckpt", recipe="sft", flops=f, successes=pattern(20, 10))
+    fig = plot.compute_figure(plot.compute_table(tmp_path), log_x=True)
+    ax = fig.axes[0]
+    x0, x1 = ax.get_xlim()
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and x0 <= t.get_position()[0] <= x1]
+    assert 2 <= len(shown) <= 6, shown
+    assert not _overlaps(fig)
+
+
+def test_recipes_keep_their_colours_across_plots(tmp_path: Path, root: Path) -> None:
+    """SFT and RL are always drawn in the same colours, whatever else is on the plot and in what order."""
+    both = plot.compute_figure(plot.compute_table(root))
+    only_rl = tmp_path / "rl"
+    make_run(only_rl, model="ckpt", recipe="rl", flops=1e15, successes=pattern(20, 3))
+    make_run(only_rl, model="ckpt", recipe="rl", flops=2e15, successes=pattern(20, 5))
+    alone = plot.compute_figure(plot.compute_table(only_rl))
+
+    def colours(fig) -> dict[str, str]:
+        from matplotlib.colors import to_hex
+
+        return {line.get_label(): to_hex(line.get_color()) for line in fig.legends[0].get_lines()}
+
+    assert colours(both)["SFT"] == plot.RECIPE_COLOURS["sft"] and colours(both)["RL"] == plot.RECIPE_COLOURS["rl"]
+    assert colours(alone)["RL"] == plot.RECIPE_COLOURS["rl"]  # RL alone is not recoloured as the first series

@@ -61,6 +61,8 @@ def test_sft_then_rl_on_two_processes(tiny_llama: Path, tmp_path: Path) -> None:
     # the global batch is split over the ranks, not repeated: the same tokens are trained either way
     assert info2["trained_tokens"] == info1["trained_tokens"] > 0
     assert len(_summaries(two.stdout)) == 1  # only the main process reports
+    events = list((tmp_path / "sft2" / "tensorboard").glob("*/events.out.tfevents.*"))
+    assert len(events) == 1, events  # the training curves: written by the main process only
 
     rl = _launch(2, "--recipe", "rl", "--model", str(tmp_path / "sft2" / "step-000002"), "--steps", "1",
                  "--out", str(tmp_path / "rl2"), "--recipe-args",
