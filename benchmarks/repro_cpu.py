@@ -146,6 +146,11 @@ def main() -> None:
     ap.add_argument("--rl-lr", type=float, default=2e-5,
                     help="RL learning rate for policy and value head (the paper's 1e-6 is tuned for an 11B model; "
                          "0 keeps the preset's)")
+    ap.add_argument("--rl-turns", type=int, default=64,
+                    help="turns per RL update (the paper's 256 per GPU takes hours per update on a CPU)")
+    ap.add_argument("--rl-max-new-tokens", type=int, default=96,
+                    help="rollout answer length (the paper's 512; gp-l answers are about 80 tokens here)")
+    ap.add_argument("--reuse-sft", action="store_true", help="skip SFT when --out already holds its checkpoints")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when other jobs share the cores: "
                                                            "oversubscribed threads spin and run many times slower)")
     a = ap.parse_args()
@@ -170,18 +175,27 @@ def main() -> None:
     print(f"model: {n / 1e6:.2f}M non-embedding params (+ tied head) at {model}", flush=True)
     reg = load_registry()
 
-    print(f"SFT: {sft_steps} steps", flush=True)
-    sft = reg.recipe("sft").run(job(reg, "sft", model, runs, out / "ckpt" / "sft", sft_steps, episodes, verify_iter,
-                                    {"lr": 2e-3, "batch_size": 16, "micro_batch": 16, "checkpoints": 4,
-                                     "revision_frac": 0.5, "max_wrong": 2, "log_every": 50}))
-    t_sft = time.perf_counter() - t0
+    sft_file = out / "sft_summary.json"
+    if a.reuse_sft and sft_file.is_file():
+        saved = json.loads(sft_file.read_text())
+        sft, t_sft = saved["sft"], saved["sft_wall_s"]
+        print(f"SFT: reusing {len(sft['checkpoints'])} checkpoints from {sft_file}", flush=True)
+    else:
+        print(f"SFT: {sft_steps} steps", flush=True)
+        sft = reg.recipe("sft").run(job(reg, "sft", model, runs, out / "ckpt" / "sft", sft_steps, episodes,
+                                        verify_iter, {"lr": 2e-3, "batch_size": 16, "micro_batch": 16,
+                                                      "checkpoints": 4, "revision_frac": 0.5, "max_wrong": 2,
+                                                      "log_every": 50}))
+        t_sft = time.perf_counter() - t0
+        sft_file.write_text(json.dumps({"sft": sft, "sft_wall_s": t_sft}, default=str))
     start = Path(sft["checkpoints"][-1]["dir"])
     print(f"RL (PPO) from {start.name}: {rl_steps} steps", flush=True)
     rl_args: dict[str, Any] = {"n_envs": 16, "checkpoints": 3, "log_every": 1}
     if a.rl_preset:
         rl_args["preset"] = a.rl_preset
-        if a.smoke:
-            rl_args.update(turns_per_update=32, minibatch=16, max_new_tokens=80)
+        turns = 32 if a.smoke else a.rl_turns
+        rl_args.update(turns_per_update=turns, minibatch=min(128, max(16, turns // 2)),
+                       max_new_tokens=80 if a.smoke else a.rl_max_new_tokens)
     else:
         rl_args.update(minibatch=16, micro_batch=16, max_new_tokens=80)
     if a.rl_lr:
