@@ -327,16 +327,20 @@ def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Pa
                     rate += f" [red]{stats['failed']} failed[/]"
                 bar.update(job, completed=done, total=total, rate=rate)
 
+        def notify(record: Mapping[str, Any], where: str) -> None:
+            if group is None or group.main:  # observers hear of a run once, from the process that wrote it
+                reg.notify_run_finished(record, where)
+
         runner = Runner(spec, backend, cfg, run_dir, progress=progress)
         try:
             result = runner.run(resume=resume, overwrite=overwrite, group=group)
         except (RunExistsError, RunLockedError, ConfigError) as exc:
             return None, fail(str(exc)).exit_code
         except RunInterrupted as exc:
-            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+            notify(exc.result.record, exc.result.run_dir)
             return exc.result, fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED).exit_code
         except RunFailed as exc:
-            reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+            notify(exc.result.record, exc.result.run_dir)
             if os.environ.get("HARNESS_DEBUG"):
                 raise exc.error from None
             return exc.result, fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows "
@@ -347,7 +351,7 @@ def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Pa
             if os.environ.get("HARNESS_DEBUG"):
                 raise
             return None, fail(f"{type(exc).__name__}: {exc}").exit_code
-    reg.notify_run_finished(result.record, result.run_dir)
+    notify(result.record, result.run_dir)
     return result, 0 if result.record.get("status") == "complete" else EXIT_FAILED
 
 

@@ -199,3 +199,12 @@ def test_damaged_records_never_break_the_page(tmp_path: Path) -> None:
         assert "<script>alert" not in page and "<b>" not in page.split("<style>")[0]
         shown += len(data.samples)
     assert shown > 80  # most damaged runs still had episodes worth showing
+
+
+def test_a_multiprocess_run_still_going_shows_its_part_files(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path, task="gp-l", n=4)
+    lines = (run_dir / "samples.jsonl").read_bytes().splitlines()
+    (run_dir / "samples.jsonl").write_bytes(b"\n".join(lines[:2]) + b"\n")
+    (run_dir / "samples.part-1.jsonl").write_bytes(b"\n".join(lines[2:]) + b"\n{torn")
+    data = load_run(run_dir)
+    assert sorted(s["index"] for s in data.samples) == [0, 1, 2, 3] and data.skipped_lines == 1
