@@ -36,7 +36,7 @@ from harness.runner import (
     run_dir_for,
 )
 from harness.store import redact
-from harness.types import GenParams, MetricSpec
+from harness.types import GenParams, MetricSpec, RunResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Evaluate and post-train models on generalisation tasks (GeneralPoints, V-IRL).")
@@ -85,6 +85,18 @@ def parse_kv(text: str | None, what: str) -> dict[str, Any]:
             raise fail(f"{what}: expected key=value, got {item!r}")
         result[key.strip()] = _coerce(value.strip())
     return result
+
+
+def merge_kv(values: list[str] | None, what: str) -> dict[str, Any]:
+    """Repeated ``k=v`` options as one mapping; a key given twice with different values is refused (one of
+    them would otherwise be dropped without a word)."""
+    merged: dict[str, Any] = {}
+    for value in values or ():
+        for key, v in parse_kv(value, what).items():
+            if key in merged and merged[key] != v:
+                raise fail(f"{what}: {key!r} is given twice ({merged[key]!r} and {v!r}); give it once")
+            merged[key] = v
+    return merged
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -142,10 +154,13 @@ VERBOSE_HELP = "Show the libraries' own progress bars and warnings (transformers
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Alias, backend name, or local checkpoint dir.")],
-    task: Annotated[str, typer.Option("--task", "-t", help="Task name (see `harness tasks`).")],
-    split: Annotated[str, typer.Option("--split", "-s", help="Split name, several comma-separated, or 'all'.")]
-    = "id",
-    episodes: Annotated[int, typer.Option("--episodes", "--limit", "-n", min=1, help="Episodes per split.")]
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", "-t", help="Task name; several comma-separated or repeated (see `harness tasks`).")] = None,
+    split: Annotated[list[str] | None, typer.Option(
+        "--split", "-s", help="Split name; several comma-separated or repeated, or 'all' (default: id).")] = None,
+    board: Annotated[str | None, typer.Option(
+        help="Run every task/split a leaderboard's columns need (instead of --task/--split).")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", "--limit", "-n", min=1, help="Episodes per run.")]
     = 100,
     seed: Annotated[int, typer.Option(help="Episode seed: the same seed plays the same episodes.")] = 0,
     verify_iter: Annotated[int | None, typer.Option(
@@ -153,11 +168,12 @@ def eval_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Runs root directory.")] = Path("runs"),
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run; retries failed episodes.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an existing run with this configuration.")] = False,
-    model_args: Annotated[str | None, typer.Option(help="Backend arguments: k=v,k=v or a JSON object.")] = None,
-    gen_args: Annotated[str | None, typer.Option(
-        help="Generation: temperature, max_tokens, top_p, seed (k=v,...).")] = None,
-    task_args: Annotated[str | None, typer.Option(help="Task arguments, e.g. target=24,image_size=896.")]
-    = None,
+    model_args: Annotated[list[str] | None, typer.Option(
+        help="Backend arguments: k=v,k=v or a JSON object (repeatable).")] = None,
+    gen_args: Annotated[list[str] | None, typer.Option(
+        help="Generation: temperature, max_tokens, top_p, seed (k=v,...; repeatable).")] = None,
+    task_args: Annotated[list[str] | None, typer.Option(
+        help="Task arguments, e.g. target=24,image_size=896; TASK:k=v for one task only (repeatable).")] = None,
     data: Annotated[Path | None, typer.Option(help="A task data file (e.g. the paper's V-IRL routes).")]
     = None,
     temperature: Annotated[float | None, typer.Option(help="Shortcut for --gen-args temperature=.")] = None,
@@ -165,26 +181,41 @@ def eval_cmd(
     batch_size: Annotated[int | None, typer.Option(
         min=1, help="Live episodes per batched call (default: the backend's).")] = None,
     max_connections: Annotated[int, typer.Option(min=1, help="Concurrent episodes for API backends.")] = 16,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+    save_images: Annotated[bool, typer.Option(
+        "--save-images", help="Store each distinct image shown, once, as a PNG under <run>/images/.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record (several: a list) as JSON.")]
+    = False,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
-    """Evaluate a model on a task split and record the run.
+    """Evaluate a model on task splits and record one run per task and split, loading the model once.
 
     Exit status: 0 every run complete; 1 a run failed (episodes failed, or an error stopped it); 2 bad
-    arguments or a run that may not be continued; 130 interrupted."""
+    arguments or a run that may not be continued; 130 interrupted. With several runs, the worst of theirs
+    (130 over 2 over 1 over 0)."""
+    from harness import distributed
     from harness.fingerprint import FingerprintError
+    from harness.plan import PlanError, board_cells, cells, names, worst_exit
+    from harness.plan import task_args as scoped_task_args
 
     reg = registry()
     try:
-        spec = reg.task(task)
-        splits = [s.name for s in spec.splits] if split == "all" else [
-            spec.split(s.strip()).name for s in split.split(",") if s.strip()]
         backend_spec, alias_args, how = reg.resolve_model(model)
-    except (PluginError, KeyError) as exc:
+        if board is not None:
+            if task or split:
+                raise PlanError("--board picks the tasks and splits itself; leave out --task and --split")
+            from harness import leaderboard as lb
+
+            board_spec = lb.load_board(lb.find_board(board))
+            plan = board_cells(reg.task, board_spec.columns)
+        else:
+            plan = cells(reg.task, names(task), names(split) or ["id"])
+    except (PluginError, KeyError, PlanError) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    margs = _normalised({**alias_args, **parse_kv(model_args, "--model-args")})
+    except ValueError as exc:  # a board file that is not a board
+        raise fail(str(exc)) from None
+    margs = _normalised({**alias_args, **merge_kv(model_args, "--model-args")})
     model_name = _display_name(model, how, margs)
-    gen = {**parse_kv(gen_args, "--gen-args")}
+    gen = merge_kv(gen_args, "--gen-args")
     if temperature is not None:
         gen["temperature"] = temperature
     if max_tokens is not None:
@@ -195,31 +226,48 @@ def eval_cmd(
         raise fail(f"--gen-args: {exc}; valid keys: temperature, max_tokens, top_p, seed") from None
     except ValueError as exc:
         raise fail(f"--gen-args: {exc}") from None
-    targs = parse_kv(task_args, "--task-args")
+    task_names = list(dict.fromkeys(c.task.name for c in plan))
+    try:
+        targs = scoped_task_args(task_args, task_names, parse_kv)
+    except PlanError as exc:
+        raise fail(str(exc)) from None
     if data is not None:
-        targs["data"] = str(data)
+        for t in task_names:
+            targs[t].setdefault("data", str(data))
     # Everything is checked before a backend starts or a run directory exists.
     try:
         identity = _identify(backend_spec, margs)
-        cfgs = [EvalConfig(task=task, split=split_name, model=model_name, backend=backend_spec.name,
-                           model_args=margs, gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter,
-                           task_args=targs, batch_size=batch_size or backend_spec.default_batch_size,
-                           max_connections=max_connections, model_identity=identity, task_version=spec.version,
-                           plugins=reg.provenance(task, backend_spec.name))
-                for split_name in splits]
+        cfgs = [(c.task, EvalConfig(
+            task=c.task.name, split=c.split, model=model_name, backend=backend_spec.name, model_args=margs,
+            gen=params, episodes=episodes, seed=seed, verify_iter=verify_iter, task_args=targs[c.task.name],
+            batch_size=batch_size or backend_spec.default_batch_size, max_connections=max_connections,
+            model_identity=identity, task_version=c.task.version, plugins=reg.provenance(c.task.name,
+                                                                                          backend_spec.name),
+            save_images=save_images)) for c in plan]
     except (ConfigError, FingerprintError) as exc:
         raise fail(str(exc)) from None
-    for cfg in cfgs:
+    for spec, cfg in cfgs:
         try:
-            spec.new_env(cfg.split, verify_iter, **targs)
+            spec.new_env(cfg.split, verify_iter, **cfg.task_args)
         except Exception as exc:  # the task's own check of its arguments and data files
-            raise fail(f"task {task!r} rejected its arguments (--task-args/--data): "
-                       f"{type(exc).__name__}: {exc}") from None
+            scope = f" (with several tasks, give it to one task: --task-args {spec.name}:k=v)" if len(
+                task_names) > 1 else ""
+            raise fail(f"task {spec.name!r} rejected its arguments (--task-args/--data): "
+                       f"{type(exc).__name__}: {exc}{scope}") from None
 
-    how_shown = f"backend {backend_spec.name}" if how == "backend" else how
-    console.print(f"[dim]model {markup(repr(model))} ({markup(how_shown)})[/]", highlight=False)
+    try:
+        group = distributed.from_env()
+    except Exception as exc:  # torch missing, or the launcher's rendezvous failed
+        raise fail(f"WORLD_SIZE={distributed.world_size()} but the process group could not start: "
+                   f"{type(exc).__name__}: {exc}") from None
+    if group is not None and not group.main:  # one voice: the main process prints, the others only work
+        console.quiet = out.quiet = True
+    how_shown = f"backend {backend_spec.name}" if how == "backend" else f"{how}: backend {backend_spec.name}"
+    console.print(f"[dim]model {markup(repr(model))} ({markup(how_shown)})"
+                  + (f", {group.world} processes" if group else "") + "[/]", highlight=False)
     try:
         backend = backend_spec.factory(margs)
+        group = group.for_backend(backend) if group else None
     except KeyboardInterrupt:
         raise fail("interrupted while the backend was starting; nothing was recorded", EXIT_INTERRUPTED) from None
     except ImportError as exc:
@@ -227,21 +275,26 @@ def eval_cmd(
         raise fail(f"backend {backend_spec.name!r} could not start: {exc}{hint}") from None
     except Exception as exc:
         raise fail(f"backend {backend_spec.name!r} could not start: {exc}") from None
-    records = []
-    code = 0
+    results: list[tuple[Any, EvalConfig, RunResult | None, int]] = []
     try:
         with _sigterm_interrupts():
-            for cfg in cfgs:
-                result = _run_one(reg, spec, backend, cfg, output, resume, overwrite)
-                records.append(result.record)
-                if result.record.get("status") != "complete":
-                    code = EXIT_FAILED
-                if not as_json:
+            for spec, cfg in cfgs:
+                result, code = _run_one(reg, spec, backend, cfg, output, resume, overwrite, group)
+                results.append((spec, cfg, result, code))
+                if code == EXIT_INTERRUPTED:
+                    break  # the user asked to stop: the runs not started yet are left alone
+                if result is not None and not as_json and len(cfgs) == 1:
                     _print_result(spec.metrics, result.record, result.run_dir)
     finally:
         backend.close()
-    if as_json:
-        out.print_json(json.dumps(records if len(records) > 1 else records[0], default=str))
+    records = [r.record for _, _, r, _ in results if r is not None]
+    if as_json and records:
+        out.print_json(json.dumps(records if len(cfgs) > 1 else records[0], default=str))
+    elif len(cfgs) > 1:
+        _print_combined(model_name, results, len(cfgs))
+    if board is not None and records:
+        _board_note(board_spec, output, records)
+    code = worst_exit(c for _, _, _, c in results)
     if code:
         raise typer.Exit(code)
 
@@ -282,14 +335,23 @@ def _display_name(model: str, how: str, margs: Mapping[str, Any]) -> str:
 
 
 def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Path, resume: bool,
-             overwrite: bool) -> Any:
+             overwrite: bool, group: Any = None) -> tuple[RunResult | None, int]:
+    """One run, its progress bar and its observers: (result, exit code). An error is printed here and
+    ends only this run; the caller goes on with the next one (or stops, after an interrupt)."""
     run_dir = run_dir_for(output, cfg)
     stats = {"done": 0, "failed": 0, "solved": 0}
+    label = f"[bold]{markup(cfg.task)}[/]/{markup(cfg.split)}" + (
+        f" (process 0 of {group.world})" if group is not None else "")
+
+    def notify(record: Mapping[str, Any], where: str) -> None:
+        if group is None or group.main:  # observers hear of a run once, from the process that wrote it
+            reg.notify_run_finished(record, where)
+
     # the bar is closed (its last state drawn) before any error is printed: nothing is drawn after an error
     try:
-        with Progress(TextColumn(f"[bold]{markup(cfg.task)}[/]/{markup(cfg.split)}"), BarColumn(),
-                      MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-                      disable=os.environ.get("HARNESS_NO_PROGRESS") == "1") as bar:
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+                      disable=os.environ.get("HARNESS_NO_PROGRESS") == "1" or console.quiet) as bar:
             job = bar.add_task("eval", total=cfg.episodes, rate="")
             last = [0.0]
 
@@ -304,28 +366,81 @@ def _run_one(reg: Registry, spec: Any, backend: Any, cfg: EvalConfig, output: Pa
                     rate = f"success {100 * stats['solved'] / stats['done']:.1f}%" if stats["done"] else ""
                     if stats["failed"]:
                         rate += f" [red]{stats['failed']} failed[/]"
-                    bar.update(job, completed=done, rate=rate)
+                    bar.update(job, completed=done, total=total, rate=rate)
 
-            result = Runner(spec, backend, cfg, run_dir, progress=progress).run(resume=resume, overwrite=overwrite)
+            runner = Runner(spec, backend, cfg, run_dir, progress=progress)
+            result = runner.run(resume=resume, overwrite=overwrite, group=group)
     except (RunExistsError, RunLockedError, ConfigError) as exc:
-        raise fail(str(exc)) from None
+        return None, fail(str(exc)).exit_code
     except RunInterrupted as exc:
-        reg.notify_run_finished(exc.result.record, exc.result.run_dir)
-        raise fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED) from None
+        notify(exc.result.record, exc.result.run_dir)
+        return exc.result, fail(f"{exc.result.record['advice']} (run: {run_dir})", EXIT_INTERRUPTED).exit_code
     except RunFailed as exc:
-        reg.notify_run_finished(exc.result.record, exc.result.run_dir)
+        notify(exc.result.record, exc.result.run_dir)
         if os.environ.get("HARNESS_DEBUG"):
             raise exc.error from None
-        raise fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows the "
-                   "traceback)", EXIT_FAILED) from None
+        return exc.result, fail(f"{exc}\n{exc.result.record['advice']} (run: {run_dir}; HARNESS_DEBUG=1 shows "
+                                "the traceback)", EXIT_FAILED).exit_code
     except KeyboardInterrupt:  # before the run started writing: nothing recorded
-        raise fail("interrupted; nothing was recorded", EXIT_INTERRUPTED) from None
+        return None, fail("interrupted; nothing was recorded", EXIT_INTERRUPTED).exit_code
     except Exception as exc:  # the task rejected its arguments when the runner built its env
         if os.environ.get("HARNESS_DEBUG"):
             raise
-        raise fail(f"{type(exc).__name__}: {exc}") from None
-    reg.notify_run_finished(result.record, result.run_dir)
-    return result
+        return None, fail(f"{type(exc).__name__}: {exc}").exit_code
+    notify(result.record, result.run_dir)
+    return result, 0 if result.record.get("status") == "complete" else EXIT_FAILED
+
+def _print_combined(model_name: str, results: list[tuple[Any, EvalConfig, RunResult | None, int]],
+                    planned: int) -> None:
+    """One table for every run of the command: its success rate, other metrics, episodes and status."""
+    from harness.metrics import CORE_METRICS
+    from harness.types import MetricValue
+
+    table = Table(title=markup(f"{model_name}: {len(results)} of {planned} runs"), title_justify="left")
+    table.add_column("task/split", no_wrap=True)
+    table.add_column("success [95% CI]", justify="right", no_wrap=True)
+    table.add_column("episodes", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("task metrics (intervals: --json or runs show)")
+    for spec, cfg, result, code in results:
+        if result is None:
+            table.add_row(markup(f"{cfg.task}/{cfg.split}"), "-", "-", "[red]not run[/]" if code else "-", "")
+            continue
+        rec = result.record
+        kinds = {m.name: m.kind for m in (*CORE_METRICS, *spec.metrics)}
+        metrics = {k: MetricValue(**v) for k, v in rec["metrics"].items()}
+        sr = metrics.get("success_rate")
+        others = ", ".join(f"{m.name} {_point(metrics[m.name], kinds[m.name] in ('rate', 'ratio'))}"
+                           for m in spec.metrics if m.name in metrics)
+        ok = f"{rec['episodes_ok']}/{rec['episodes']}" + (
+            f" ([red]{rec['episodes_failed']} failed[/])" if rec["episodes_failed"] else "")
+        status = rec["status"] if rec["status"] == "complete" else f"[red]{markup(rec['status'])}[/]"
+        table.add_row(markup(f"{cfg.task}/{cfg.split}"), format_metric(sr, True) if sr else "-", ok, status,
+                      markup(others))
+    out.print(table)
+    for _, _, result, _ in results:
+        if result is not None:
+            out.print(f"[dim]run: {markup(result.run_dir)}[/]", highlight=False)
+
+
+def _point(m: Any, pct: bool) -> str:
+    return format_metric(m, pct).split(" [")[0]
+
+
+def _board_note(board: Any, output: Path, records: list[Mapping[str, Any]]) -> None:
+    """Say where the runs land on the board, or that no row of it will show them."""
+    from harness import index
+
+    runs = [r for rec in records for r in index.query(output, run_id=str(rec.get("run_id")), do_sync=False)]
+    rows = {row.label for run in runs for row in board.rows if row.matches(run)}
+    if runs and not rows:
+        console.print(markup(f"note: no row of board {board.name!r} matches model {runs[0].model!r}: the runs are "
+                             f"recorded, but `harness leaderboard show {board.name}` will not list them"),
+                      style="yellow", highlight=False)
+    elif rows:
+        console.print(markup(f"board {board.name!r}: these runs fill row(s) {', '.join(sorted(rows))}; see "
+                             f"`harness leaderboard show {board.name} --runs {output}`"), style="dim", highlight=False)
+
 
 
 def _print_result(task_metrics: tuple[MetricSpec, ...], record: Mapping[str, Any], run_dir: str) -> None:
@@ -582,6 +697,9 @@ def _install_plugin_commands(reg: Registry) -> None:
         from harness.cli_boards import register as register_boards
 
         register_boards(app, GROUPS)
+        from harness.cli_view import register as register_view
+
+        register_view(app)
     if reg.manager is None:
         return
     for impl in reg.manager.hook.harness_cli.get_hookimpls():
@@ -612,6 +730,43 @@ def _plugins_from_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return mods, rest
 
 
+def _repeated_option(args: list[str]) -> str | None:
+    """Why ``args`` give a single-valued option twice with different values (click would silently keep the
+    last), or None. Options that take several values (``--task``, ``--split``, ...) are declared so."""
+    command: Any = typer.main.get_command(app)
+    seen: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            break
+        if hasattr(command, "get_command") and not tok.startswith("-"):  # a group: the next word is a command
+            sub = command.get_command(None, tok)
+            if sub is None:
+                return None  # click reports the unknown command
+            command, seen, i = sub, {}, i + 1
+            continue
+        name, eq, inline = tok.partition("=") if tok.startswith("--") else (tok[:2], "", tok[2:])
+        param = next((p for p in command.params if p.param_type_name == "option"
+                      and name in (*p.opts, *p.secondary_opts)), None) if tok.startswith("-") else None
+        if param is None:
+            i += 1
+            continue
+        takes_value = not param.is_flag and not param.count
+        value = tok if not takes_value else (inline if (eq or inline) else (args[i + 1] if i + 1 < len(args) else ""))
+        i += 1 if (not takes_value or eq or inline) else 2
+        if param.multiple or param.count:
+            continue
+        values = seen.setdefault(param.opts[0], [])
+        values.append(value)
+        if len(set(values)) > 1:
+            shown = ", ".join(repr(v) for v in values)
+            return (f"{param.opts[0]} was given {len(values)} times ({shown}) but takes one value; give it once"
+                    + (" (several tasks or splits: comma-separate them or repeat --task/--split)"
+                       if param.opts[0] == "--model" else ""))
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     global _REGISTRY, _LENIENT
     warnings.showwarning = _show_warning
@@ -627,6 +782,8 @@ def main(argv: list[str] | None = None) -> None:
     except PluginError as exc:
         raise SystemExit(_exit_with(str(exc))) from None
     _install_plugin_commands(reg)
+    if not _LENIENT and (why := _repeated_option(args)):
+        raise SystemExit(_exit_with(why))
     try:
         app(args=args, prog_name="harness", standalone_mode=True)
     except PluginError as exc:

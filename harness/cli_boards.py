@@ -134,6 +134,13 @@ def runs_show(
     """Print one run's record."""
     if not output.is_dir():
         raise _fail(f"no runs directory {output}")
+    run = find_run(output, run_id)
+    console.print(f"[dim]{markup(run.run_dir)}[/]", highlight=False)
+    out.print_json(json.dumps(dict(run.record), default=str))
+
+
+def find_run(output: Path, run_id: str) -> index.IndexedRun:
+    """The one run whose id is ``run_id``, or the one whose id contains it; otherwise a usage error."""
     runs = index.query(output, run_id=run_id)
     exact = [r for r in runs if r.run_id == run_id]
     runs = exact or runs
@@ -141,8 +148,7 @@ def runs_show(
         raise _fail(f"no run {run_id!r} in {output}")
     if len(runs) > 1:
         raise _fail(f"{run_id!r} matches {len(runs)} runs: " + ", ".join(r.run_id for r in runs[:10]))
-    console.print(f"[dim]{markup(runs[0].run_dir)}[/]", highlight=False)
-    out.print_json(json.dumps(dict(runs[0].record), default=str))
+    return runs[0]
 
 
 def runs_reindex(output: RunsOpt = DEFAULT_RUNS) -> None:

@@ -7,6 +7,10 @@ APIs) get a sliding window of concurrent episodes instead, so one slow request h
 episode. A finished episode is appended to samples.jsonl at once; ``resume`` skips finished episodes and
 retries failed ones.
 
+Every turn records what the model was shown (``shown``, :mod:`harness.transcript`) next to its answer,
+reward and verdict. Under torchrun / accelerate launch each process plays its share of the episodes and
+the main process records the one run (:mod:`harness.distributed`).
+
 A run directory has one writer at a time (:mod:`harness.runlock`). Its record's ``status`` says what
 happened: ``running`` (a process holds the directory; shown as ``interrupted`` once that process is gone),
 ``interrupted`` (Ctrl-C or SIGTERM), ``failed`` (episodes failed, or an error stopped the run; ``error``
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import math
+import os
 import time
 import traceback
 import warnings
@@ -31,11 +36,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from harness import store
+from harness import distributed, store
 from harness.checks import ConfigError, check_args, check_int, check_value
 from harness.env import TextEnv
 from harness.metrics import MetricsAccumulator
 from harness.runlock import RunLock
+from harness.transcript import ImageStore, Recorder
 from harness.types import (
     Backend,
     Completion,
@@ -111,6 +117,9 @@ class EvalConfig:
     # The plugins behind the run (Registry.provenance: distribution, version, source hash of editable code).
     # The task plugin's code is part of the identity: an edited task never resumes into old episodes.
     plugins: Mapping[str, Any] | None = None
+    # Store each distinct image shown as a PNG under <run>/images/ (harness.transcript). Not part of the
+    # identity: it changes what is kept, not the results.
+    save_images: bool = False
 
     def __post_init__(self) -> None:
         for name in ("task", "split", "model", "backend"):
@@ -133,6 +142,8 @@ class EvalConfig:
             check_args(self.plugins, "plugin provenance")
         if self.model_identity is not None:
             check_args(self.model_identity, "model identity")
+        if type(self.save_images) is not bool:
+            raise ConfigError(f"save_images must be true or false, got {self.save_images!r}")
 
     def identity(self) -> dict[str, Any]:
         """What determines the results, as it reads back from JSON. Episode count is excluded so a run can
@@ -224,22 +235,24 @@ class Episode:
     """One live episode: its env, the conversation so far, and what it has scored. Public: recipes drive
     episodes with it exactly as evaluation does (``request()`` is what the model is sent, ``apply(completion)``
     feeds an answer to the env and returns True when the episode is over, ``record()`` is the samples.jsonl
-    record).
+    record, each turn with what the model was shown that turn).
 
     An answer longer than ``answer_cap`` characters is kept (in the history the model sees next and in the
     record) only up to the cap: the verifier has judged it already, and resending megabytes every turn
     would cost more than the whole rest of the run."""
 
-    __slots__ = ("answer_cap", "completion_tokens", "env", "index", "messages", "metric_kinds", "obs",
-                 "prompt_tokens", "reward", "seed", "summary", "turns")
+    __slots__ = ("_recorder", "_shown", "answer_cap", "completion_tokens", "env", "index", "messages",
+                 "metric_kinds", "obs", "prompt_tokens", "reward", "seed", "summary", "turns")
 
     def __init__(self, index: int, seed: int, env: TextEnv, answer_cap: int = MAX_RECORDED_ANSWER,
-                 metric_kinds: Mapping[str, str] | None = None) -> None:
+                 metric_kinds: Mapping[str, str] | None = None, images: ImageStore | None = None) -> None:
         self.index = index
         self.seed = seed
         self.env = env
         self.answer_cap = answer_cap
         self.metric_kinds = metric_kinds  # the task's declared metrics (None: not checked)
+        self._recorder = Recorder(images)  # what the model is shown, per turn (harness/transcript.py)
+        self._shown: dict[str, Any] = {}
         obs, _ = env.reset(seed=seed, options={"episode_index": index})
         self.obs: Observation = obs
         self.messages: list[Message] = []
@@ -254,6 +267,8 @@ class Episode:
         if obs.new_context:
             self.messages = [Message.make("system", obs.system)] if obs.system else []
         self.messages.append(Message.make("user", obs.text, obs.images))
+        turns = self.turns
+        self._shown = self._recorder.shown(obs, len(turns), turns[-1]["feedback"] if turns else None)
 
     def request(self) -> Request:
         env = self.env
@@ -273,9 +288,11 @@ class Episode:
                                 "feedback": feedback if isinstance(feedback, str) else str(feedback)}
         if len(answer) > self.answer_cap:
             turn["answer_truncated_from"] = len(answer)
+        turn["shown"] = self._shown
         extra = info.get("turn")
-        if extra is not None and (type(extra) is dict or isinstance(extra, Mapping)):
-            turn.update(extra)
+        if extra and (type(extra) is dict or isinstance(extra, Mapping)):
+            # the task's fields, but never over the runner's own: answer, reward and what was shown are facts
+            turn = {**turn, **extra, **turn}
         if terminated or truncated:
             self.summary = _summary(info, self.metric_kinds)
         self.reward += reward
@@ -386,6 +403,9 @@ class Runner:
         self.tally = RunTally(task.metrics)
         self._spare: list[TextEnv] = []
         self.training: dict[str, Any] | None = None
+        self.images = ImageStore(run_dir) if cfg.save_images else None
+        self._share_total = 0  # with several processes: this process's share of the episodes (progress)
+        self._processes = 1
 
     def make_env(self) -> TextEnv:
         if self._spare:
@@ -393,7 +413,7 @@ class Runner:
         return self.task.new_env(self.split.name, self.verify_iter, **dict(self.cfg.task_args))
 
     def _new_episode(self, i: int, env: TextEnv) -> Episode:
-        return Episode(i, self._seed(i), env, self.answer_cap, self.metric_kinds)
+        return Episode(i, self._seed(i), env, self.answer_cap, self.metric_kinds, self.images)
 
     def _finish(self, ep: Episode, error: str | None = None) -> None:
         rec = ep.record(error)
@@ -402,7 +422,7 @@ class Runner:
         self.tally.add(rec)
         self.done += 1
         if self.progress:
-            self.progress(self.done, self.cfg.episodes, rec)
+            self.progress(self.done, self._share_total or self.cfg.episodes, rec)
 
     # ---------------------------------------------------------------- lock-step (local engines)
     def play_lockstep(self, indices: Iterable[int]) -> None:
@@ -493,18 +513,26 @@ class Runner:
         return episode_seed(self.task.name, self.split.name, self.cfg.seed, index)
 
     # --------------------------------------------------------------------------------- a run
-    def run(self, *, resume: bool = False, overwrite: bool = False) -> RunResult:
+    def run(self, *, resume: bool = False, overwrite: bool = False,
+            group: distributed.Group | None = None) -> RunResult:
         """Play the episodes not yet recorded. Raises :class:`RunExistsError` (a run is there and neither
         ``resume`` nor ``overwrite`` was given), :class:`harness.runlock.RunLockedError` (another process
-        writes this directory), :class:`RunInterrupted` and :class:`RunFailed` (the record is saved)."""
+        writes this directory), :class:`RunInterrupted` and :class:`RunFailed` (the record is saved).
+        With ``group`` (several processes, :mod:`harness.distributed`) each process plays its share and the
+        main process records the one run."""
         # Everything the configuration names is checked before the directory exists: one env is built from
         # the task arguments (bad arguments, a missing --data file fail here) and kept for the first episode.
         self._spare = [self.make_env()]
         ckpt = self.cfg.model_args.get("pretrained")
         self.training = read_training_info(ckpt) if isinstance(ckpt, str) and ckpt else None
+        if group is not None and group.world > 1:
+            return self._run_main(group, resume, overwrite) if group.main else self._run_peer(group)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(self.run_dir):
-            return self._run_locked(resume=resume, overwrite=overwrite)
+            record, previous, todo = self._open(resume, overwrite)
+            t0 = time.perf_counter()
+            stop = self._play(todo)
+            return self._close(record, previous, time.perf_counter() - t0, stop)
 
     def _previous(self, resume: bool, overwrite: bool, found: store.SampleIndex) -> dict[str, Any]:
         """The existing record to continue, or {} for a fresh start; refuses what would lose or mix data."""
@@ -577,9 +605,12 @@ class Runner:
                           f"to {REJECTED_FILE}, their episodes will be played again", RecordWarning, stacklevel=4)
         return done
 
-    def _run_locked(self, *, resume: bool, overwrite: bool) -> RunResult:
+    def _open(self, resume: bool, overwrite: bool) -> tuple[dict[str, Any], dict[str, Any], Iterable[int]]:
+        """Under the lock: fold in what other processes left, check what may be continued, compact
+        samples.jsonl, mark the run running. Returns (record, previous record, episodes to play)."""
         cfg = self.cfg
         samples_path = self.run_dir / SAMPLES_FILE
+        self._fold_parts()  # what the processes of a killed multi-process run left in their part files
         found = store.index_samples(samples_path, cfg.episodes)
         previous = self._previous(resume, overwrite, found)
         if overwrite:
@@ -593,20 +624,26 @@ class Runner:
         store.write_json_atomic(self.run_dir / RECORD_FILE, record)
         if self.progress:
             self.progress(self.done, cfg.episodes, None)
-        t0 = time.perf_counter()
-        stop: BaseException | None = None
+        return record, previous, todo
+
+    def _play(self, todo: Iterable[int]) -> BaseException | None:
+        """Play ``todo`` into ``self.writer``; what stopped it (recorded by the caller), or None."""
+        assert self.writer is not None
         try:
-            if self.done < cfg.episodes:
+            if self.done < self.cfg.episodes:
                 if hasattr(self.backend, "agenerate"):
                     asyncio.run(self._play_async(todo))
                 else:
                     self.play_lockstep(todo)
-        except BaseException as exc:  # recorded below, then raised again
-            stop = exc
+        except BaseException as exc:  # recorded, then raised again
+            return exc
         finally:
             self.writer.close()
-        wall = time.perf_counter() - t0 + float(previous.get("wall_time_s") or 0.0)
-        result = self.finalize(record, wall, stop=stop)
+        return None
+
+    def _close(self, record: dict[str, Any], previous: Mapping[str, Any], elapsed: float,
+               stop: BaseException | None) -> RunResult:
+        result = self.finalize(record, elapsed + float(previous.get("wall_time_s") or 0.0), stop=stop)
         if stop is None:
             return result
         if isinstance(stop, KeyboardInterrupt):
@@ -614,6 +651,103 @@ class Runner:
         if isinstance(stop, Exception):
             raise RunFailed(result, stop) from stop
         raise stop
+
+    def _fold_parts(self, count: bool = False) -> None:
+        """Append the valid lines of other processes' ``samples.part-<rank>.jsonl`` to samples.jsonl, then
+        remove them (a kill in between leaves duplicates, and the last record per episode wins anyway). With
+        ``count`` (at the end of a multi-process run) the folded records of this run are counted into its
+        tally, as this process's own records were when written."""
+        parts = sorted(self.run_dir.glob(f"{distributed.PART_PREFIX}*.jsonl"))
+        if not parts:
+            return
+        samples_path = self.run_dir / SAMPLES_FILE
+        rejected: list[tuple[int, str, bytes]] = []
+        with samples_path.open("ab+") as f:
+            if f.tell() and (f.seek(-1, 2), f.read(1))[1] != b"\n":
+                f.write(b"\n")  # a torn last line stays one unreadable line, never glued to the next record
+            for part in parts:
+                with part.open("rb") as lines:
+                    for n, line in enumerate(lines, 1):
+                        try:
+                            rec = orjson.loads(line)
+                        except orjson.JSONDecodeError:
+                            continue  # torn by a kill: that episode is played again
+                        why = store.sample_problem(rec)
+                        if why:
+                            rejected.append((n, f"{part.name} line {n}: {why}", line.rstrip(b"\n")))
+                            continue
+                        f.write(line.rstrip(b"\n") + b"\n")
+                        if count and rec["index"] < self.cfg.episodes and rec["episode_seed"] == self._seed(
+                                rec["index"]):
+                            self.tally.add(rec)
+            f.flush()
+            os.fsync(f.fileno())
+        if rejected:
+            with (self.run_dir / REJECTED_FILE).open("ab") as f:
+                for _, _, raw in rejected:
+                    f.write(raw + b"\n")
+            warnings.warn(f"{len(rejected)} line(s) of part files are not valid episode records "
+                          f"({rejected[0][1]}); moved to {REJECTED_FILE}", RecordWarning, stacklevel=3)
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ several processes
+    def _run_main(self, group: distributed.Group, resume: bool, overwrite: bool) -> RunResult:
+        """The main process of a multi-process run: decides, plays share 0, folds, records."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._processes = group.world
+        lock = RunLock(self.run_dir)
+        try:
+            lock.acquire()
+            record, previous, todo = self._open(resume, overwrite)
+        except BaseException as exc:
+            lock.release()
+            group.broadcast({"error": distributed.outcome(exc), "type": type(exc).__name__})
+            raise
+        try:
+            todo = list(todo)  # the plan every process shares
+            group.broadcast({"todo": todo})
+            mine = group.mine(todo)
+            self.done, total = self.cfg.episodes - len(todo), self.cfg.episodes - len(todo) + len(mine)
+            self._share_total = total
+            t0 = time.perf_counter()
+            stop = self._play(mine)
+            stop = stop or distributed.combined(group.all_gather(distributed.outcome(stop)))
+            try:
+                self._fold_parts(count=True)
+                result = self._close(record, previous, time.perf_counter() - t0, stop)
+            except (RunInterrupted, RunFailed) as exc:
+                group.broadcast({"record": exc.result.record, "raise": type(exc).__name__})
+                raise
+            except BaseException as exc:
+                group.broadcast({"error": distributed.outcome(exc), "type": type(exc).__name__})
+                raise
+            group.broadcast({"record": result.record})
+            return result
+        finally:
+            lock.release()
+
+    def _run_peer(self, group: distributed.Group) -> RunResult:
+        """Another process: plays its share of what the main process says is left, into its part file."""
+        plan = group.broadcast()
+        if "error" in plan:
+            raise _peer_error(plan)
+        part = self.run_dir / f"{distributed.PART_PREFIX}{group.rank}.jsonl"
+        self.writer = store.SampleWriter(part) if group.records else store.NullWriter()
+        self.done = 0
+        stop = self._play(group.mine(plan["todo"]))
+        group.all_gather(distributed.outcome(stop))
+        final = group.broadcast()
+        if "error" in final:
+            raise _peer_error(final)
+        record = final["record"]
+        result = RunResult(run_dir=str(self.run_dir), record=record,
+                           metrics={k: MetricValue(**v) for k, v in record["metrics"].items()})
+        if final.get("raise") == "RunInterrupted":
+            raise RunInterrupted(result)
+        if final.get("raise") == "RunFailed":
+            raise RunFailed(result, distributed.PeerError(str(record.get("error") or "the run failed")))
+        return result
 
     def finalize(self, record: dict[str, Any], wall: float, stop: BaseException | None = None) -> RunResult:
         """The record's results from the run's tally: every kept record was counted as it was compacted and
@@ -663,6 +797,8 @@ class Runner:
             "verify_iter": self.verify_iter,
             "task_args": dict(cfg.task_args),
             "batch_size": cfg.batch_size,
+            "processes": self._processes,
+            "save_images": cfg.save_images or bool(previous.get("save_images")),
             "created": previous.get("created") or time.time(),
             "versions": store.versions([*(p.get("distribution") for p in (cfg.plugins or {}).values()),
                                         *LIBRARIES]),
@@ -693,12 +829,26 @@ def _outcome(ok: int, failed: int, episodes: int, stop: BaseException | None) ->
     return "complete", None, None
 
 
+def _peer_error(payload: Mapping[str, Any]) -> BaseException:
+    """The main process's error, raised again on another process (the same class where callers catch it)."""
+    from harness.runlock import RunLockedError
+
+    what = payload.get("error") or {}
+    if what.get("kind") == "interrupt":
+        return KeyboardInterrupt()
+    message = str(what.get("message", "")).partition(": ")[2] or str(what.get("message", ""))
+    kinds: dict[str, type[Exception]] = {"RunExistsError": RunExistsError, "RunLockedError": RunLockedError,
+                                         "ConfigError": ConfigError}
+    return kinds.get(str(payload.get("type")), distributed.PeerError)(message)
+
+
 def _blank(ep: Episode, index: int, seed: int, env: TextEnv) -> None:
     """An episode that failed before its first observation (reset raised)."""
     ep.index, ep.seed, ep.env = index, seed, env
     ep.messages, ep.turns, ep.summary = [], [], {}
     ep.reward, ep.prompt_tokens, ep.completion_tokens = 0.0, 0, 0
     ep.answer_cap = MAX_RECORDED_ANSWER
+    ep._recorder, ep._shown = Recorder(), {}
 
 
 def model_label(model: str) -> str:

@@ -8,8 +8,9 @@ record per episode index wins, so a resumed run has exactly one record per episo
 Everything written goes through :func:`dumps`, which accepts any string a model or server can produce
 (lone surrogates included), and every file a user could lose is replaced atomically (write a temporary
 file beside it, fsync, rename), so a full disk or a kill leaves the previous version in place. Lines read
-back from ``samples.jsonl`` are validated field by field (:func:`sample_problem`); a line that is not a
-well-formed episode record is never trusted.
+back from ``samples.jsonl`` are validated field by field (:func:`sample_problem`, each turn's ``shown``
+included; records written before it existed stay valid); a line that is not a well-formed episode record is
+never trusted.
 """
 
 from __future__ import annotations
@@ -191,8 +192,12 @@ def sample_problem(rec: Any) -> str | None:
     if error is not None and type(error) is not str:
         return "'error' must be text or null"
     turns = get("turns")
-    if type(turns) is not list or not all(type(t) is dict for t in turns):
+    if type(turns) is not list:
         return "'turns' must be a list of objects"
+    for k, t in enumerate(turns):
+        why = turn_problem(t, k)
+        if why:
+            return f"'turns[{k}]' {why}"
     metrics, details = get("metrics"), get("details")
     if type(metrics) is not dict or type(details) is not dict:
         return f"'{'metrics' if type(metrics) is not dict else 'details'}' must be an object"
@@ -207,6 +212,73 @@ def sample_problem(rec: Any) -> str | None:
                                            for k in ("prompt", "completion")):
         return "'tokens' must be an object with integer 'prompt' and 'completion' counts"
     return None
+
+
+MAX_IMAGES_PER_TURN = 1000
+MAX_IMAGE_SIDE = 1_000_000
+
+
+def turn_problem(t: Any, k: int) -> str | None:
+    """Why one turn of a record is malformed, or None. Turns of older records (no ``shown``) are valid."""
+    if type(t) is not dict:
+        return "must be an object"
+    get = t.get
+    for name in ("answer", "feedback"):
+        if name in t and type(get(name)) is not str:
+            return f"'{name}' must be text, got {_short(get(name))}"
+    reward = get("reward", 0)
+    if not (type(reward) is int or (type(reward) is float and math.isfinite(reward))):
+        return f"'reward' must be a finite number, got {_short(reward)}"
+    cut = get("answer_truncated_from", 0)
+    if type(cut) is not int or not 0 <= cut < INT64:
+        return f"'answer_truncated_from' must be a count, got {_short(cut)}"
+    shown = get("shown")
+    return None if shown is None else _shown_problem(shown, k)
+
+
+def _shown_problem(shown: Any, k: int) -> str | None:
+    """``shown`` as harness.transcript writes it: what the model received that turn."""
+    if type(shown) is not dict:
+        return "'shown' must be an object"
+    get = shown.get
+    ref = get("from")
+    if ref == "feedback":
+        if k == 0:
+            return "'shown.from' is \"feedback\" on the first turn"
+    elif ref is not None and not (type(ref) is list and len(ref) == 3 and all(type(x) is int for x in ref)
+                                  and 0 <= ref[0] < k and 0 <= ref[1] < INT64 and 0 <= ref[2] < INT64):
+        return f"'shown.from' must be \"feedback\" or [earlier turn, prefix, suffix], got {_short(ref)}"
+    if ref != "feedback" and type(get("text")) is not str:
+        return f"'shown.text' must be text, got {_short(get('text'))}"
+    if get("new_context", False) is not True and get("new_context", False) is not False:
+        return f"'shown.new_context' must be true or false, got {_short(get('new_context'))}"
+    if "system" in shown and type(get("system")) is not str:
+        return f"'shown.system' must be text, got {_short(get('system'))}"
+    images = get("images")
+    if images is None:
+        return None
+    if type(images) is not list or len(images) > MAX_IMAGES_PER_TURN:
+        return f"'shown.images' must be a list of at most {MAX_IMAGES_PER_TURN} references"
+    for i, ref in enumerate(images):
+        size = ref.get("size") if type(ref) is dict else None
+        if not (type(size) is list and len(size) == 2 and all(type(n) is int and 0 < n <= MAX_IMAGE_SIDE
+                                                              for n in size)):
+            return f"'shown.images[{i}].size' must be [width, height] in pixels, got {_short(size)}"
+        mode = ref.get("mode")
+        if type(mode) is not str or not 0 < len(mode) <= 16:
+            return f"'shown.images[{i}].mode' must be a short text (an image mode), got {_short(mode)}"
+        sha = ref.get("sha256")
+        if sha is not None and not is_digest(sha):
+            return f"'shown.images[{i}].sha256' must be 64 lowercase hex digits, got {_short(sha)}"
+    return None
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_digest(value: Any) -> bool:
+    """A well-formed sha256 hex digest (64 lowercase hex digits): safe to join into a file name."""
+    return type(value) is str and len(value) == 64 and _HEX64.fullmatch(value) is not None
 
 
 def _short(v: Any) -> str:
@@ -347,6 +419,16 @@ class SampleWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+class NullWriter:
+    """A writer that keeps nothing: a process whose episodes another process records."""
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

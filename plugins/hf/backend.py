@@ -108,8 +108,11 @@ class HFBackend:
         self.is_vision = self._is_vision(self.config)
 
         cuda = torch.cuda.is_available()
-        if device == "auto":
-            device = "cuda" if cuda else "cpu"
+        if device == "auto":  # under torchrun / accelerate launch: this process's own GPU (LOCAL_RANK)
+            from harness.distributed import local_device_index
+
+            local = local_device_index() if cuda else None
+            device = ("cuda" if local is None else f"cuda:{local}") if cuda else "cpu"
         if device.startswith("cuda") and not cuda:
             raise RuntimeError(f"device={device!r} but torch sees no CUDA GPU (torch {torch.__version__})")
         self.device = torch.device(device)

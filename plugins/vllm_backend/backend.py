@@ -147,11 +147,45 @@ def check_available() -> None:
         raise VLLMUnavailableError(f"{VLLM_MISSING} (vllm is installed but torch sees no CUDA GPU)")
 
 
+def parallel_plan(engine: Mapping[str, Any], world: int, rank: int
+                  ) -> tuple[dict[str, Any], tuple[int, int, bool] | None]:
+    """Engine args for this process, and its data-parallel share ``(share, shares, records)`` (None: one
+    process). In one process, ``tensor_parallel_size`` (and ``pipeline_parallel_size``) spread one engine over
+    GPUs; ``data_parallel_size`` > 1 is refused (vLLM's offline engine does not run it in one process: it
+    hangs or raises). Under torchrun, every process runs vLLM's ``external_launcher`` executor: ``world`` =
+    tensor x pipeline x data parallel sizes, each group of TP x PP processes is one engine playing one share of
+    the episodes, and its first process records them."""
+    engine = dict(engine)
+    tp = int(engine.get("tensor_parallel_size") or 1)
+    pp = int(engine.get("pipeline_parallel_size") or 1)
+    if world <= 1:
+        if int(engine.get("data_parallel_size") or 1) > 1:
+            raise ValueError("vllm backend: data_parallel_size > 1 needs one process per data-parallel rank: "
+                             f"launch with torchrun --nproc_per_node {tp * pp * int(engine['data_parallel_size'])} "
+                             "-m harness.cli eval ... (tensor_parallel_size alone spreads one engine over GPUs)")
+        return engine, None
+    group = tp * pp
+    dp = int(engine.get("data_parallel_size") or world // max(1, group))
+    if group * dp != world:
+        raise ValueError(f"vllm backend under {world} processes: tensor_parallel_size ({tp}) x pipeline_parallel_size "
+                         f"({pp}) x data_parallel_size ({dp}) must equal the number of processes")
+    engine.setdefault("distributed_executor_backend", "external_launcher")
+    engine["data_parallel_size"] = dp
+    engine.setdefault("seed", 0)  # every process of an engine must sample alike (requests carry their own seeds)
+    return engine, (rank // group, dp, rank % group == 0)
+
+
 class VLLMBackend:
-    """A vLLM engine; ``generate`` sends the whole batch to ``LLM.chat`` and vLLM schedules it."""
+    """A vLLM engine; ``generate`` sends the whole batch to ``LLM.chat`` and vLLM schedules it. Under torchrun
+    it is one process of an ``external_launcher`` engine (:func:`parallel_plan`); ``data_parallel`` tells the
+    runner which share of the episodes this process plays."""
 
     def __init__(self, args: Mapping[str, Any]) -> None:
+        import os
+
         own, engine = split_model_args(args)
+        engine, self.data_parallel = parallel_plan(engine, int(os.environ.get("WORLD_SIZE", "1") or 1),
+                                                   int(os.environ.get("RANK", "0") or 0))
         check_available()
         from vllm import LLM
 
@@ -160,6 +194,11 @@ class VLLMBackend:
         self.image_format = own["image_format"]
         self.chat_template = self._read_template(own["chat_template"])
         self.llm = LLM(model=self.model, **engine)
+        if self.data_parallel is not None:  # vLLM's own numbering wins where it says
+            config = getattr(getattr(self.llm, "llm_engine", None), "vllm_config", None)
+            share = getattr(getattr(config, "parallel_config", None), "data_parallel_rank", None)
+            if isinstance(share, int):
+                self.data_parallel = (share, self.data_parallel[1], self.data_parallel[2])
 
     @staticmethod
     def _read_template(value: str | None) -> str | None:

@@ -131,3 +131,31 @@ def test_vllm_engine_with_tiny_qwen2_vl(tmp_path: Path) -> None:
         assert again[0].text == out[0].text
     finally:
         backend.close()
+
+
+def test_parallel_plan_one_process_and_torchrun() -> None:
+    from plugins.vllm_backend.backend import parallel_plan
+
+    engine, dp = parallel_plan({"tensor_parallel_size": 4}, world=1, rank=0)
+    assert engine == {"tensor_parallel_size": 4} and dp is None  # TP passes straight through to vllm.LLM
+    with pytest.raises(ValueError, match="torchrun --nproc_per_node 4"):
+        parallel_plan({"tensor_parallel_size": 2, "data_parallel_size": 2}, world=1, rank=0)
+    # 8 processes, TP 2: four engines (data parallel 4), each pair plays one share, its first process records
+    plans = [parallel_plan({"tensor_parallel_size": 2}, world=8, rank=r) for r in range(8)]
+    assert all(e["distributed_executor_backend"] == "external_launcher" and e["data_parallel_size"] == 4
+               for e, _ in plans)
+    assert [dp for _, dp in plans] == [(0, 4, True), (0, 4, False), (1, 4, True), (1, 4, False),
+                                       (2, 4, True), (2, 4, False), (3, 4, True), (3, 4, False)]
+    with pytest.raises(ValueError, match="must equal the number of processes"):
+        parallel_plan({"tensor_parallel_size": 3}, world=8, rank=0)
+
+
+def test_runner_shares_follow_the_backend() -> None:
+    from harness.distributed import Group
+
+    class TP:
+        data_parallel = (1, 4, False)
+
+    g = Group(rank=3, world=8, share=3, shares=8).for_backend(TP())
+    assert (g.share, g.shares, g.records) == (1, 4, False) and g.mine(list(range(10))) == [1, 5, 9]
+    assert Group(0, 2, 0, 2).for_backend(object()).mine([0, 1, 2, 3, 4]) == [0, 2, 4]

@@ -84,7 +84,16 @@ def _scripted(args: Mapping[str, Any]) -> ScriptedBackend:
                            float(args.get("delay", 0.0)))
 
 
+STARTS: list[Mapping[str, Any]] = []  # every start of the counting oracle in this process (its model args)
+
+
+def _counting(args: Mapping[str, Any]) -> SlowOracle:
+    STARTS.append(dict(args))
+    return SlowOracle(0.0)
+
+
 @hookimpl
 def harness_backends() -> list[BackendSpec]:
     return [BackendSpec("slow-oracle", "oracle with a delay per batch (tests)", _slow, default_batch_size=4),
+            BackendSpec("counting-oracle", "the oracle, counting its starts (tests)", _counting),
             BackendSpec("scripted", "a misbehaving oracle (tests)", _scripted, default_batch_size=4)]

@@ -31,7 +31,7 @@ def test_eval_json_and_table(capsys, tmp_path) -> None:
     assert rec["episodes_ok"] == 12 and rec["model"]["backend"] == "oracle"
     code, out, _ = _run(capsys, "eval", "--model", "random", "--task", "toy-add", "--split", "all", "-n", "5",
                         "-o", str(tmp_path))
-    assert code == 0 and "toy-add / ood" in out and "success_rate" in out
+    assert code == 0 and "toy-add/id" in out and "toy-add/ood" in out and "success [95% CI]" in out
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

@@ -51,7 +51,8 @@ def _metrics(proc: subprocess.Popen) -> dict:
 
 def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     model = ["--model", "slow-oracle", "--model-args", "delay=0.02", "--batch-size", "3"]
-    reference = _metrics(_harness(*model, "--model-args", "delay=0", out=tmp_path / "ref"))
+    reference = _metrics(_harness("--model", "slow-oracle", "--model-args", "delay=0", "--batch-size", "3",
+                                  out=tmp_path / "ref"))
     mid_run = 0
     for seed in range(3):
         rng = random.Random(seed)
