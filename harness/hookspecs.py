@@ -8,6 +8,7 @@ from typing import Any
 
 import pluggy
 
+from harness.records import RunRecord
 from harness.types import BackendSpec, ModelAlias, RecipeSpec, TaskSpec
 
 PROJECT = "harness"
@@ -36,8 +37,9 @@ def harness_recipes() -> Sequence[RecipeSpec]:  # type: ignore[empty-body]
 
 
 @hookspec
-def harness_run_finished(run: Mapping[str, Any], run_dir: str) -> None:
-    """Called after a run's record is written: index it, export it, notify someone."""
+def harness_run_finished(run: RunRecord, run_dir: str) -> None:
+    """Called after a run's record is written: index it, export it, notify someone. ``run`` is the record
+    as in ``run.json`` (:class:`harness.records.RunRecord`)."""
 
 
 @hookspec

@@ -182,3 +182,30 @@ def test_metrics_do_not_depend_on_the_order_episodes_finished_in() -> None:
         assert aggregate(samples, specs) == first
     assert mean_ci([0.1, 0.1, 0.1]) == mean_ci([0.1] * 3) and mean_ci([0.1] * 3).ci_low == 0.1  # no hair-width CI
     assert mean_ci([1e300, -1e300, 5.0]).n == 3  # huge values: an unbounded interval, never an exception
+
+
+def test_run_json_and_sample_lines_follow_the_documented_schema(tmp_path) -> None:
+    """harness.records is the schema observers and tools rely on: every key documented, none undocumented."""
+
+    from typing import get_args
+
+    from harness import records
+    from harness.plugins import load_registry
+
+    reg = load_registry(["harness_toy.plugin"], entry_points=False)
+    spec = reg.task("toy-add")
+    cfg = _cfg(episodes=3, plugins=reg.provenance("toy-add", "random"))
+    rec = Runner(spec, RandomBackend(), cfg, tmp_path / "r").run().record
+    assert set(rec) == set(records.RunRecord.__annotations__)
+    assert rec == orjson.loads((tmp_path / "r" / "run.json").read_bytes())
+    assert set(rec["model"]) == set(records.ModelInfo.__annotations__)
+    assert rec["status"] in get_args(records.RunStatus) and rec["status"] == "complete"
+    for info in rec["plugins"].values():
+        assert set(info) == set(records.PluginInfo.__annotations__)
+    for m in rec["metrics"].values():
+        assert set(m) == set(records.Metric.__annotations__)
+    for line in _lines(tmp_path / "r"):
+        assert set(line) == set(records.SampleRecord.__annotations__)
+        for turn in line["turns"]:
+            assert set(turn) - set(records.Turn.__annotations__) == {"correct"}  # the toy task's own field
+            assert set(turn["shown"]) <= set(records.Shown.__annotations__)
