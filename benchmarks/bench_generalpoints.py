@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.runner import EvalConfig, Runner
-from plugins.baselines import OracleBackend
-from tasks.generalpoints.plugin import harness_tasks
-from tasks.generalpoints.verifier import Judge, read_answer
+from harness_plugins.baselines import OracleBackend
+from harness_tasks.generalpoints.plugin import harness_tasks
+from harness_tasks.generalpoints.verifier import Judge, read_answer
 
 
 def bench_runner(task: str, episodes: int, batch_size: int, task_args: dict[str, object] | None = None) -> float:

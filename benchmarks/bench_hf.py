@@ -1,6 +1,6 @@
 """hf backend: one batched generate of 16 requests against a batch-1 loop over the same 16 requests.
 
-Same tiny random Qwen2-VL (plugins.hf.tiny), same prompts (a 448x224 card-table image and a GeneralPoints-
+Same tiny random Qwen2-VL (harness_plugins.hf.tiny), same prompts (a 448x224 card-table image and a GeneralPoints-
 sized instruction each), greedy decoding, CPU. At this size the model's arithmetic is negligible: a decoding
 step costs about the same for 1 row as for 16, so what dominates is the per-step Python overhead of
 ``generate`` (logits processors, cache bookkeeping) and, per request, the processor (PIL resize and
@@ -28,8 +28,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from PIL import Image, ImageDraw
 
 from harness.types import Completion, GenParams, Message, Request
-from plugins.hf.backend import HFBackend
-from plugins.hf.tiny import make_tiny
+from harness_plugins.hf.backend import HFBackend
+from harness_plugins.hf.tiny import make_tiny
 
 PROMPT = ("You are an expert 24 points card game player. You will receive a set of 4 cards. Note that 'J', "
           "'Q', and 'K' count as '10', and each card must be used once. Your goal is to output a formula "

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 def build(out: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     path = make_tiny("llama", out)  # tokenizer and template from the tiny model, then a bigger body
     cfg = LlamaConfig.from_pretrained(path)
@@ -42,7 +42,7 @@ def one(path: str, checkpointing: bool, batch: int, seq: int) -> dict:
     import torch
 
     from harness.types import Message
-    from plugins.recipes.policy import Policy
+    from harness_plugins.recipes.policy import Policy
 
     torch.manual_seed(0)
     p = Policy({"pretrained": path}, gradient_checkpointing=checkpointing, value_head=True, disable_dropout=True)

@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def hands(n: int, seed: int = 0) -> list[tuple[int, str]]:
     from harness.runner import episode_seed
-    from tasks.generalpoints.plugin import GP_L
+    from harness_tasks.generalpoints.plugin import GP_L
 
     env = GP_L.make_env("id", verify_iter=1)
     out = []
@@ -41,7 +41,7 @@ def hands(n: int, seed: int = 0) -> list[tuple[int, str]]:
 
 
 def gp_reward(seed: int, text: str) -> float:
-    from tasks.generalpoints.plugin import GP_L
+    from harness_tasks.generalpoints.plugin import GP_L
 
     env = GP_L.make_env("id", verify_iter=1)
     env.reset(seed=seed)
@@ -50,9 +50,9 @@ def gp_reward(seed: int, text: str) -> float:
 
 def bench_harness(model: Path, a: argparse.Namespace) -> dict[str, Any]:
     from harness.types import TrainJob
-    from plugins.recipes.config import RLArgs
-    from plugins.recipes.rl import RLTrainer
-    from tasks.generalpoints.plugin import GP_L
+    from harness_plugins.recipes.config import RLArgs
+    from harness_plugins.recipes.rl import RLTrainer
+    from harness_tasks.generalpoints.plugin import GP_L
 
     n = a.prompts * a.group
     job = TrainJob(recipe="rl", model=str(model), model_args={"pretrained": str(model)}, task=GP_L, split="id",
@@ -140,7 +140,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     torch.set_num_threads(max(1, a.threads))
     model = make_tiny("llama", Path(tempfile.mkdtemp()) / "llama")

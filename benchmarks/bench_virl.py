@@ -23,8 +23,8 @@ from pathlib import Path
 import orjson
 
 from harness.runner import EvalConfig, Runner
-from plugins.baselines import OracleBackend
-from tasks.virl.plugin import VIRL_L, VIRL_VL
+from harness_plugins.baselines import OracleBackend
+from harness_tasks.virl.plugin import VIRL_L, VIRL_VL
 
 
 def bench(task, split: str, episodes: int, image_size: int | None, seed: int = 0, **task_args) -> tuple[int, float]:
@@ -66,7 +66,7 @@ def bench_panoramas(episodes: int) -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' data-folder writer
-    from tasks.virl import panorama
+    from harness_tasks.virl import panorama
     from tests.virl.helpers import paper_route, write_data_folder
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,8 +74,8 @@ def build_model(out: Path, seed: int = 0) -> Path:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from plugins.recipes.data import expert_stream
-    from tasks.generalpoints.plugin import GP_L
+    from harness_plugins.recipes.data import expert_stream
+    from harness_tasks.generalpoints.plugin import GP_L
 
     texts = []
     for ex in itertools.islice(expert_stream(GP_L, "id", seed=seed, verify_iter=5, revision_frac=0.5, max_wrong=2,
@@ -169,7 +169,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = build_model(out / "model")
-    from plugins.recipes.policy import Policy
+    from harness_plugins.recipes.policy import Policy
 
     n = Policy({"pretrained": str(model)}).n_params
     print(f"model: {n / 1e6:.2f}M non-embedding params (+ tied head) at {model}", flush=True)

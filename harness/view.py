@@ -92,7 +92,7 @@ def data_url(image: Image, max_side: int) -> tuple[str, str]:
     street views; JPEG where Pillow has no WEBP)."""
     from PIL import features
 
-    from plugins.images import fit_rgb
+    from harness_plugins.images import fit_rgb
 
     im = fit_rgb(image, max_side)
     buf = io.BytesIO()

@@ -3,7 +3,7 @@
 Loading: ``pretrained`` is a local directory or a hub id that is already in the local Hugging Face cache
 (``local_files_only=True`` everywhere, so nothing is ever downloaded). Vision-language checkpoints load with
 ``AutoModelForImageTextToText`` and their processor (Qwen2-VL / Qwen2.5-VL through an image-only processor,
-see :mod:`plugins.hf.processors`); text checkpoints with ``AutoModelForCausalLM`` and ``AutoTokenizer``.
+see :mod:`harness_plugins.hf.processors`); text checkpoints with ``AutoModelForCausalLM`` and ``AutoTokenizer``.
 
 Generation: each request's messages go through the processor's chat template with content parts
 ``{"type": "image"}`` / ``{"type": "text"}``, the images (downscaled to ``max_image_size`` on the long
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.types import Completion, GenParams, Request
-from plugins.images import fit_rgb
+from harness_plugins.images import fit_rgb
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -155,7 +155,7 @@ class HFBackend:
             config, "vision_config")
 
     def _load_processor(self, common: Mapping[str, Any]) -> Any:
-        from plugins.hf.processors import image_only_processor_class
+        from harness_plugins.hf.processors import image_only_processor_class
 
         cls = image_only_processor_class(self.model_type)
         if cls is not None:
@@ -214,9 +214,9 @@ class HFBackend:
 
     def _prompt(self, messages: list[dict[str, Any]]) -> str:
         """The rendered prompt. The checkpoint's chat template runs under a work and size budget
-        (:mod:`plugins.hf.templates`): a template that loops for ever fails this request, not the machine."""
+        (:mod:`harness_plugins.hf.templates`): a template that loops for ever fails this request, not the machine."""
         if self.has_template:
-            from plugins.hf.templates import render_bounded
+            from harness_plugins.hf.templates import render_bounded
 
             return render_bounded(lambda: self.processor.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True), what=f"the chat template of {self.name}")
@@ -257,7 +257,7 @@ class HFBackend:
 
     def _generate_chunk(self, requests: Sequence[Request], convs: Sequence[tuple[Any, list[Image]]],
                         params: GenParams) -> list[Completion]:
-        from plugins.hf.templates import TemplateBudgetError
+        from harness_plugins.hf.templates import TemplateBudgetError
 
         out: list[Completion | None] = [None] * len(convs)
         prompts, keep = [], []

@@ -15,11 +15,11 @@ import typer
 from harness.hookspecs import hookimpl
 from harness.types import Backend, BackendSpec
 
-TINY_ARCHS = ("llama", "qwen2", "qwen2-vl", "qwen2.5-vl", "llava", "mllama")  # = plugins.hf.tiny.ARCHS
+TINY_ARCHS = ("llama", "qwen2", "qwen2-vl", "qwen2.5-vl", "llava", "mllama")  # = harness_plugins.hf.tiny.ARCHS
 
 
 def _factory(args: Mapping[str, Any]) -> Backend:
-    from plugins.hf.backend import create
+    from harness_plugins.hf.backend import create
 
     return create(args)
 
@@ -27,7 +27,7 @@ def _factory(args: Mapping[str, Any]) -> Backend:
 def _identify(args: Mapping[str, Any]) -> dict[str, Any] | None:
     """The checkpoint's content hash (a local directory, or a hub id's snapshot in the local cache)."""
     from harness.fingerprint import checkpoint_fingerprint
-    from plugins.hf.backend import CheckpointNotFoundError, resolve_checkpoint
+    from harness_plugins.hf.backend import CheckpointNotFoundError, resolve_checkpoint
 
     pretrained = args.get("pretrained") or args.get("model")
     if not isinstance(pretrained, str) or not pretrained:
@@ -65,7 +65,7 @@ def harness_cli(app: Any, groups: Mapping[str, Any]) -> None:
             typer.echo(f"error: unknown architecture {arch!r}; choose one of: {', '.join(TINY_ARCHS)}", err=True)
             raise typer.Exit(2)
         try:
-            from plugins.hf.tiny import make_tiny
+            from harness_plugins.hf.tiny import make_tiny
 
             path = make_tiny(arch, out_dir, seed=seed)
         except ImportError as exc:

@@ -182,7 +182,7 @@ def _qwen_vl_common(tok: Any) -> dict[str, Any]:
 def _build_qwen2_vl(seed: int) -> tuple[Any, Any]:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from plugins.hf.processors import Qwen2VLImageOnlyProcessor
+    from harness_plugins.hf.processors import Qwen2VLImageOnlyProcessor
 
     tok = _qwen_tokenizer(seed)
     vision = {"depth": 2, "embed_dim": 32, "hidden_size": _TEXT["hidden_size"], "num_heads": 2, "mlp_ratio": 2,
@@ -196,7 +196,7 @@ def _build_qwen2_vl(seed: int) -> tuple[Any, Any]:
 def _build_qwen2_5_vl(seed: int) -> tuple[Any, Any]:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from plugins.hf.processors import Qwen2_5_VLImageOnlyProcessor
+    from harness_plugins.hf.processors import Qwen2_5_VLImageOnlyProcessor
 
     tok = _qwen_tokenizer(seed)
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,

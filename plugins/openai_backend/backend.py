@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from harness.store import scrub_secrets
 from harness.types import Completion, GenParams, Request
-from plugins.openai_backend.messages import to_chat_messages
+from harness_plugins.openai_backend.messages import to_chat_messages
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.types import Message
-from plugins.images import ImageFormat, image_data_url
+from harness_plugins.images import ImageFormat, image_data_url
 
 if TYPE_CHECKING:
     pass

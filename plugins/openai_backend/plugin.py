@@ -10,7 +10,7 @@ from harness.types import Backend, BackendSpec
 
 
 def _factory(args: Mapping[str, Any]) -> Backend:
-    from plugins.openai_backend.backend import make_backend
+    from harness_plugins.openai_backend.backend import make_backend
 
     return make_backend(args)
 

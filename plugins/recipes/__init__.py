@@ -1,3 +1,3 @@
 """Post-training recipes: ``sft`` (expert transcripts) and ``rl`` (PPO or GRPO on verification-revision
-episodes). Registered through :mod:`plugins.recipes.plugin`; torch and transformers load only when a
+episodes). Registered through :mod:`harness_plugins.recipes.plugin`; torch and transformers load only when a
 recipe runs."""

@@ -11,13 +11,13 @@ from harness.types import RecipeSpec, TrainJob
 
 
 def _sft(job: TrainJob) -> Mapping[str, Any]:
-    from plugins.recipes.sft import run
+    from harness_plugins.recipes.sft import run
 
     return run(job)
 
 
 def _rl(job: TrainJob) -> Mapping[str, Any]:
-    from plugins.recipes.rl import run
+    from harness_plugins.recipes.rl import run
 
     return run(job)
 

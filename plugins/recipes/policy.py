@@ -1,7 +1,7 @@
 """The trainable policy: a checkpoint loaded by the hf backend, optional LoRA, optional value head.
 
 Loading, chat templates, image handling and prompt encoding are the hf backend's own code
-(:class:`plugins.hf.backend.HFBackend`), so a policy sees exactly the prompts evaluation will show the
+(:class:`harness_plugins.hf.backend.HFBackend`), so a policy sees exactly the prompts evaluation will show the
 saved checkpoint. A training sample is (conversation so far, completion token ids): the prompt is encoded
 left-padded as for ``generate`` and the completion ids are appended, which reproduces the sequence the
 model sampled token for token (no re-tokenisation of generated text).
@@ -102,7 +102,7 @@ class Policy:
                  value_head: bool = False, value_widths: Sequence[int] = (256,), device: str | None = None,
                  gradient_checkpointing: bool = False, dtype: str | None = None,
                  disable_dropout: bool = False) -> None:
-        from plugins.hf.backend import create
+        from harness_plugins.hf.backend import create
 
         args = {k: v for k, v in model_args.items() if k in HF_ARGS}
         if device is not None:

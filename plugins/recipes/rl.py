@@ -4,7 +4,7 @@ One step = one rollout per process + ``epochs`` passes of minibatch updates. The
 ``n_envs`` whole episodes (default) or, with ``turns_per_update`` > 0, exactly that many turns from env
 streams that carry on across steps (the paper's rollout; ``preset=paper`` sets it). A turn (one model
 answer) is a PPO sample: its state is the conversation so far, its action the sampled answer, its
-log-prob ``lambda * sum log p(thought) + sum log p(action)`` (see :mod:`plugins.recipes.action`), its
+log-prob ``lambda * sum log p(thought) + sum log p(action)`` (see :mod:`harness_plugins.recipes.action`), its
 reward the verifier's. Advantages: GAE over the turns of each episode (gamma 0.9, lambda 0.95) with a
 value head on the prompt's last hidden state, or GRPO's group-normalised episode returns. No KL term.
 
@@ -28,12 +28,12 @@ import torch
 
 from harness.runner import episode_seed
 from harness.types import TrainJob
-from plugins.recipes import grpo, ppo
-from plugins.recipes.action import SPANS, token_weights
-from plugins.recipes.config import RLArgs, parse_args
-from plugins.recipes.presets import RL_PRESETS, with_preset
-from plugins.recipes.rollout import EpisodeLog, Streams, Turn, play
-from plugins.recipes.trainer import Trainer, log, metrics_line
+from harness_plugins.recipes import grpo, ppo
+from harness_plugins.recipes.action import SPANS, token_weights
+from harness_plugins.recipes.config import RLArgs, parse_args
+from harness_plugins.recipes.presets import RL_PRESETS, with_preset
+from harness_plugins.recipes.rollout import EpisodeLog, Streams, Turn, play
+from harness_plugins.recipes.trainer import Trainer, log, metrics_line
 
 DEFAULT_LR_FULL = 1e-6  # the paper's setting for a full fine-tune
 DEFAULT_LR_LORA = 1e-5
@@ -89,7 +89,7 @@ class RLTrainer:
         self.streams = Streams(self.envs, self._seed) if args.turns_per_update else None
         self.vllm = None
         if args.rollout_engine == "vllm":
-            from plugins.recipes.vllm_engine import VLLMGenerator
+            from harness_plugins.recipes.vllm_engine import VLLMGenerator
 
             self.vllm = VLLMGenerator(self.tr, gpu_memory_utilization=args.vllm_gpu_memory, seed=job.seed,
                                       sleep_level=args.vllm_sleep)

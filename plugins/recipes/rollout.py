@@ -5,7 +5,7 @@ answers during training is built exactly as in evaluation (feedback turns includ
 next prompt of every live episode goes into one batched sampling call; each answer becomes a
 :class:`Turn` holding the sampled token ids (log-probs are later computed on these very ids) and the
 verifier's reward. Generation goes through the policy's hf model, or a vLLM engine on a GPU
-(:mod:`plugins.recipes.vllm_engine`).
+(:mod:`harness_plugins.recipes.vllm_engine`).
 
 Two shapes of rollout:
 

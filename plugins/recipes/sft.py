@@ -3,7 +3,7 @@
 A step is one optimiser step over ``batch_size`` examples, split evenly over the processes, each process
 accumulating its share over micro-batches of ``micro_batch``. Examples come from the task's oracle
 (single-turn by default, as the paper's SFT data; ``revision_frac`` > 0 adds episodes that start with a
-wrong answer and the verifier's feedback, see :mod:`plugins.recipes.data`) or, with ``data=PATH``, from
+wrong answer and the verifier's feedback, see :mod:`harness_plugins.recipes.data`) or, with ``data=PATH``, from
 LLaVA-style records (the paper's SFT data format). The loss is the mean cross-entropy over the answer
 tokens of the whole batch (the answer and its end-of-turn token); prompts are context only.
 """
@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from harness.types import TrainJob
-from plugins.recipes.config import SFTArgs, parse_args
-from plugins.recipes.data import Example, expert_stream, llava_records
-from plugins.recipes.trainer import Trainer, log, metrics_line
+from harness_plugins.recipes.config import SFTArgs, parse_args
+from harness_plugins.recipes.data import Example, expert_stream, llava_records
+from harness_plugins.recipes.trainer import Trainer, log, metrics_line
 
 DEFAULT_LR_FULL = 1e-5
 DEFAULT_LR_LORA = 1e-4

@@ -33,9 +33,9 @@ import torch
 
 from harness.compute import FlopsMeter
 from harness.types import TrainJob
-from plugins.recipes.checkpoints import Schedule, checkpoint_dir, finish_checkpoint, summarize, training_info
-from plugins.recipes.config import CommonArgs
-from plugins.recipes.policy import Policy
+from harness_plugins.recipes.checkpoints import Schedule, checkpoint_dir, finish_checkpoint, summarize, training_info
+from harness_plugins.recipes.config import CommonArgs
+from harness_plugins.recipes.policy import Policy
 
 log = logging.getLogger("harness.recipes")
 

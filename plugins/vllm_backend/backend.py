@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.types import Completion, GenParams, Request
-from plugins.images import fit_rgb, image_data_url
+from harness_plugins.images import fit_rgb, image_data_url
 
 if TYPE_CHECKING:
     pass

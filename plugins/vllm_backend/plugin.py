@@ -12,7 +12,7 @@ from harness.types import Backend, BackendSpec
 
 
 def _factory(args: Mapping[str, Any]) -> Backend:
-    from plugins.vllm_backend.backend import create
+    from harness_plugins.vllm_backend.backend import create
 
     return create(args)
 

@@ -6,7 +6,7 @@ A *rule* maps ranks to the numbers the model computes with.
 Dealing (the paper's ``_generate_cards``): four ranks independent and uniform on 1..13 (repeats allowed); with
 ``face_card`` (the OOD-rule split), three uniform ranks plus one uniform face rank (11..13), shuffled; each
 card's suit independent and uniform on the split's colour set. The whole hand is redrawn until the paper's
-solver finds a solution (:mod:`tasks.generalpoints.solver`).
+solver finds a solution (:mod:`harness_tasks.generalpoints.solver`).
 """
 
 from __future__ import annotations

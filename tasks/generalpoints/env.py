@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from harness.simple_task import Judgement, SimpleTask
 from harness.types import MetricSpec, Observation, SplitSpec
-from tasks.generalpoints import solver
-from tasks.generalpoints.cards import (
+from harness_tasks.generalpoints import solver
+from harness_tasks.generalpoints.cards import (
     FACE_RANKS,
     SUIT_GLYPHS,
     Card,
@@ -29,10 +29,10 @@ from tasks.generalpoints.cards import (
     parse_card,
     parse_suits,
 )
-from tasks.generalpoints.prompts import make_prompt
-from tasks.generalpoints.render import DEFAULT_SIZE, parse_size, render_hand
-from tasks.generalpoints.render import card_images as load_card_images
-from tasks.generalpoints.verifier import MAX_ANSWER_CHARS, Judge, parse_answer
+from harness_tasks.generalpoints.prompts import make_prompt
+from harness_tasks.generalpoints.render import DEFAULT_SIZE, parse_size, render_hand
+from harness_tasks.generalpoints.render import card_images as load_card_images
+from harness_tasks.generalpoints.verifier import MAX_ANSWER_CHARS, Judge, parse_answer
 
 PAPER_EPISODES = 234  # the paper's evaluation size per split (evaluation/configs/llama_gp_*.yaml)
 PAPER_MAX_NEW_TOKENS = 256
@@ -57,7 +57,7 @@ class GeneralPoints(SimpleTask):
     """Task args: ``rule`` (``train``: J/Q/K = 10, ``ood``: 11/12/13), ``suits`` (``black``, ``red``, ``all`` or
     names), ``target``, ``face_card`` (deal one face card into every hand; default: on for the ood rule),
     ``image_size`` (N or WxH), ``card_images`` (a directory of the paper's card PNGs), ``prompt``, ``prompt_file``,
-    ``face_card_msg`` (see :mod:`tasks.generalpoints.prompts`), ``answer_after_budget`` (the paper's extra,
+    ``face_card_msg`` (see :mod:`harness_tasks.generalpoints.prompts`), ``answer_after_budget`` (the paper's extra,
     unjudged answer). ``reset(options={"cards": [...]})`` deals a given hand."""
 
     vision: ClassVar[bool] = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.hookspecs import hookimpl
 from harness.types import TaskSpec
-from tasks.generalpoints.env import GeneralPointsL, GeneralPointsVL
+from harness_tasks.generalpoints.env import GeneralPointsL, GeneralPointsVL
 
 DEFAULT_VERIFY_ITER = GeneralPointsL.verify_iter
 GP_L: TaskSpec = GeneralPointsL.spec()

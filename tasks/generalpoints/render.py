@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from tasks.generalpoints.cards import RANK_LETTERS, RED_SUITS, SUIT_GLYPHS, SUIT_LETTERS, Card, card_name
+from harness_tasks.generalpoints.cards import RANK_LETTERS, RED_SUITS, SUIT_GLYPHS, SUIT_LETTERS, Card, card_name
 
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
 DEFAULT_SIZE = (1200, 1200)

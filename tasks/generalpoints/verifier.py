@@ -38,8 +38,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from harness.answers import MISSING, NOT_FOUND, Answer
-from tasks.generalpoints import formula as fm
-from tasks.generalpoints import solver
+from harness_tasks.generalpoints import formula as fm
+from harness_tasks.generalpoints import solver
 
 MAX_ANSWER_CHARS = 20_000  # longer answers are judged unreadable (256 new tokens stay far below this)
 # Garbage formulas can collect thousands of messages (one per bad transition); the reward counts them all, the

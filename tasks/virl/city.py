@@ -14,7 +14,7 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from tasks.virl.geometry import vector_heading, wrap
+from harness_tasks.virl.geometry import vector_heading, wrap
 
 # Kinds of places, each with the words a storefront of that kind may use.
 KINDS: dict[str, tuple[str, ...]] = {

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tasks.virl.geodesy import Point, haversine_m
-from tasks.virl.instructions import MilestoneError, milestones_from_dicts, parse_milestone_text
-from tasks.virl.routes import Route, scenes_from_milestones
+from harness_tasks.virl.geodesy import Point, haversine_m
+from harness_tasks.virl.instructions import MilestoneError, milestones_from_dicts, parse_milestone_text
+from harness_tasks.virl.routes import Route, scenes_from_milestones
 
 ROUTE_FILE = "route_infos.json"
 MAPPING_FILE = "gps_pano_mapping.pkl"
@@ -288,7 +288,7 @@ class StreetViews:
 def _read_rgb(path: Path) -> np.ndarray:
     if path.stat().st_size > MAX_PANORAMA_BYTES:
         raise DataError(f"{path}: larger than {MAX_PANORAMA_BYTES} bytes")
-    from tasks.virl import panorama
+    from harness_tasks.virl import panorama
 
     if panorama.have_opencv():  # the paper decodes with OpenCV
         import cv2

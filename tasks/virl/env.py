@@ -23,15 +23,15 @@ from typing import Any
 from harness import templates
 from harness.env import TextEnv
 from harness.types import Observation
-from tasks.virl.city import STYLES, get_city
-from tasks.virl.data import DataError, DataSet, load_data
-from tasks.virl.geodesy import Earth, Plane
-from tasks.virl.geometry import wrap
-from tasks.virl.instructions import Instructions, build_instructions
-from tasks.virl.prompts import action_space_text, history, make_template
-from tasks.virl.rail import RailStep, build_rail
-from tasks.virl.routes import BETWEEN, Route, Scene, generate_route
-from tasks.virl.verifier import FORMAT_BLOCK, R_STEP_LIMIT, judge
+from harness_tasks.virl.city import STYLES, get_city
+from harness_tasks.virl.data import DataError, DataSet, load_data
+from harness_tasks.virl.geodesy import Earth, Plane
+from harness_tasks.virl.geometry import wrap
+from harness_tasks.virl.instructions import Instructions, build_instructions
+from harness_tasks.virl.prompts import action_space_text, history, make_template
+from harness_tasks.virl.rail import RailStep, build_rail
+from harness_tasks.virl.routes import BETWEEN, Route, Scene, generate_route
+from harness_tasks.virl.verifier import FORMAT_BLOCK, R_STEP_LIMIT, judge
 
 DEFAULT_IMAGE_SIZE = 512  # per view, for drawn cities; the paper's panoramas default to its 1200
 MAX_IMAGE_SIZE = 2048
@@ -175,7 +175,7 @@ class VirlEnv(TextEnv):
         assert self.route is not None
         if self.data is not None and self.data.views is not None:
             return self._panorama_grid(step)
-        from tasks.virl.render import StreetViewRenderer  # Pillow drawing only for the vision task
+        from harness_tasks.virl.render import StreetViewRenderer  # Pillow drawing only for the vision task
 
         style = self.route.city
         r = self._renderers.get(style)
@@ -188,7 +188,7 @@ class VirlEnv(TextEnv):
         return r.render(_Drawn(step.heading, scene, scene.is_intersection, 7 * step.leg + step.index))
 
     def _panorama_grid(self, step: RailStep) -> Any:
-        from tasks.virl.panorama import street_view_grid
+        from harness_tasks.virl.panorama import street_view_grid
 
         assert self.data is not None and self.data.views is not None and self.data.mapping is not None
         pano_id = self.data.mapping.pano(step.point)

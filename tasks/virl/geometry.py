@@ -2,7 +2,7 @@
 
 Headings are degrees clockwise from north. Generated cities' streets run along the 8 compass directions
 (north=0, northeast=45, ...); routes loaded from the paper's files carry raw degrees (``177``), so the
-functions below accept any float. The paper's relative turn labels are in :mod:`tasks.virl.instructions`.
+functions below accept any float. The paper's relative turn labels are in :mod:`harness_tasks.virl.instructions`.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import gymnasium as gym
 
 from harness.hookspecs import hookimpl
 from harness.types import MetricSpec, SplitSpec, TaskSpec
-from tasks.virl.city import TRAIN_STYLES, WORLD_STYLES
-from tasks.virl.env import VirlEnv
-from tasks.virl.verifier import MAX_ANSWER_CHARS, parse_answer
+from harness_tasks.virl.city import TRAIN_STYLES, WORLD_STYLES
+from harness_tasks.virl.env import VirlEnv
+from harness_tasks.virl.verifier import MAX_ANSWER_CHARS, parse_answer
 
 GYM_IDS = {"virl-l": "harness/virl-l-v0", "virl-vl": "harness/virl-vl-v0"}
 DEFAULT_VERIFY_ITER = 2  # the paper's value for V-IRL

@@ -23,8 +23,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tasks.virl.geodesy import Point, interpolate
-from tasks.virl.instructions import NO_LANDMARKS, Instructions
+from harness_tasks.virl.geodesy import Point, interpolate
+from harness_tasks.virl.instructions import NO_LANDMARKS, Instructions
 
 MIN_LEG_M = 5.0  # legs this short get no points between their ends
 MIN_GAP_M = 8.0  # a point between ends must be further than this from both

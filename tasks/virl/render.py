@@ -1,6 +1,6 @@
 """Street views drawn with Pillow for generated cities: a 2x2 grid of front, right, back and left views, each
 ``image_size`` pixels square with the paper's 5-pixel black gaps (the paper's own panoramas are cut by
-:mod:`tasks.virl.panorama`).
+:mod:`harness_tasks.virl.panorama`).
 
 Each view is either a *street* (a road receding to the horizon between two facades: there is a street that
 way) or a *wall* (a facade seen head-on). Intersections add crosswalks. Landmarks are storefronts with a
@@ -20,8 +20,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from tasks.virl.city import KIND_NAMES, STYLES, Style
-from tasks.virl.geometry import signed_diff, wrap
+from harness_tasks.virl.city import KIND_NAMES, STYLES, Style
+from harness_tasks.virl.geometry import signed_diff, wrap
 
 FONT_DIR = Path(__file__).parent / "fonts"
 LABEL_FONT = "DejaVuSans-Bold.ttf"
@@ -229,7 +229,7 @@ class StreetViewRenderer:
         return left, top, left + sw, top + sh
 
     def render(self, step: Any, *, with_signs: bool = True) -> Image.Image:
-        """``step`` has ``heading``, ``stop`` (a :class:`tasks.virl.routes.Scene`), ``is_intersection`` and
+        """``step`` has ``heading``, ``stop`` (a :class:`harness_tasks.virl.routes.Scene`), ``is_intersection`` and
         ``view_key``."""
         v = self.v
         canvas = Image.new("RGB", (self.size, self.size), (0, 0, 0))

@@ -4,8 +4,8 @@ A :class:`Route` is what the paper's ``route_infos.json`` holds for one route: a
 (0 = "pick one at random each episode"), and one milestone per leg - the heading to walk (``"90 (east)"``) and
 the landmarks seen where the leg ends (``"Hudson Coffee is on your right front"``) - with the leg ends' positions
 (intersections, then the destination). Everything the agent reads is built from these by
-:mod:`tasks.virl.instructions` and :mod:`tasks.virl.rail`, the same way for both sources, so generated and released
-routes are indistinguishable to the verifier.
+:mod:`harness_tasks.virl.instructions` and :mod:`harness_tasks.virl.rail`, the same way for both sources, so
+generated and released routes are indistinguishable to the verifier.
 
 Generated routes also carry :class:`Scene` s: what the drawn street views show at each stop (landmarks at their
 bearings, the streets leaving it). Released routes without panoramas get scenes read back from their milestone
@@ -18,10 +18,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from tasks.virl.city import KINDS, City
-from tasks.virl.geodesy import Point
-from tasks.virl.geometry import compass_name, side_of, wrap
-from tasks.virl.instructions import NO_LANDMARK, Milestone
+from harness_tasks.virl.city import KINDS, City
+from harness_tasks.virl.geodesy import Point
+from harness_tasks.virl.geometry import compass_name, side_of, wrap
+from harness_tasks.virl.instructions import NO_LANDMARK, Milestone
 
 # The paper's spatial phrases (its DIRECTION_SET), at their bearings relative to the agent's heading.
 SPATIAL: tuple[tuple[str, float], ...] = (

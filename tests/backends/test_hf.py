@@ -18,14 +18,14 @@ from harness.env import TextEnv
 from harness.plugins import load_registry
 from harness.runner import EvalConfig, Runner
 from harness.types import GenParams, Message, MetricSpec, Observation, Request, SplitSpec, TaskSpec
-from plugins.hf.backend import (
+from harness_plugins.hf.backend import (
     CheckpointNotFoundError,
     HFBackend,
     TextOnlyModelError,
     create,
 )
-from plugins.hf.tiny import make_tiny
-from plugins.images import fit_rgb
+from harness_plugins.hf.tiny import make_tiny
+from harness_plugins.images import fit_rgb
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,7 @@ GROWS = "{% for i in range(99999) %}{% for j in range(99999) %}{{ 'spam ' * 1000
 def test_template_rendering_is_bounded(template: str, needle: str) -> None:
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from plugins.hf.templates import TemplateBudgetError, render_bounded
+    from harness_plugins.hf.templates import TemplateBudgetError, render_bounded
 
     msgs = [{"role": "user", "content": "hi"}]
     with pytest.raises(TemplateBudgetError, match=needle):

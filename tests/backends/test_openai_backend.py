@@ -36,8 +36,8 @@ from harness.types import (
     SplitSpec,
     TaskSpec,
 )
-from plugins.openai_backend.backend import OpenAIBackend, OpenAIConfig, make_backend, scrub
-from plugins.openai_backend.messages import to_chat_messages
+from harness_plugins.openai_backend.backend import OpenAIBackend, OpenAIConfig, make_backend, scrub
+from harness_plugins.openai_backend.messages import to_chat_messages
 from tests.backends.fault_server import FaultState, ServerThread, fault_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -109,7 +109,7 @@ def test_model_args_validation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_registered_as_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_DISABLE_ENTRYPOINTS", "1")
-    spec = load_registry(["plugins.openai_backend.plugin"]).backend("openai")
+    spec = load_registry(["harness_plugins.openai_backend.plugin"]).backend("openai")
     assert spec.extra == "openai"
     with pytest.raises(ValueError, match="model"):
         spec.factory({})

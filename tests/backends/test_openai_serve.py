@@ -21,12 +21,12 @@ import pytest
 from PIL import Image
 
 from harness.types import GenParams, Message, Request
-from plugins.openai_backend.backend import make_backend
+from harness_plugins.openai_backend.backend import make_backend
 
 pytest.importorskip("openai")
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
-tiny = pytest.importorskip("plugins.hf.tiny", reason="plugins.hf.tiny (tiny model builder) is not available")
+tiny = pytest.importorskip("harness_plugins.hf.tiny", reason="the tiny model builder is not available")
 
 # About 8 s (tiny model build + server start ~5 s), under the ~15 s bar for marking it slow.
 pytestmark = pytest.mark.timeout(180)

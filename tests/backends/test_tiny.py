@@ -13,8 +13,8 @@ pytest.importorskip("transformers")
 from PIL import Image
 
 from harness.types import GenParams, Message, Request
-from plugins.hf.backend import HFBackend
-from plugins.hf.tiny import ARCHS, TINY_INFO_FILE, VISION_ARCHS, make_tiny
+from harness_plugins.hf.backend import HFBackend
+from harness_plugins.hf.tiny import ARCHS, TINY_INFO_FILE, VISION_ARCHS, make_tiny
 
 GREEDY = GenParams(temperature=0.0, max_tokens=8)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from harness.plugins import load_registry
 from harness.types import GenParams, Message, Request
-from plugins.vllm_backend.backend import (
+from harness_plugins.vllm_backend.backend import (
     VLLMUnavailableError,
     check_available,
     create,
@@ -118,7 +118,7 @@ def test_vllm_engine_with_tiny_qwen2_vl(tmp_path: Path) -> None:
     if not _gpu():
         pytest.skip("vllm needs a CUDA GPU")
     check_available()
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     path = make_tiny("qwen2-vl", tmp_path / "qwen2-vl")
     backend = create({"model": str(path), "max_model_len": 2048, "gpu_memory_utilization": 0.2,
@@ -134,7 +134,7 @@ def test_vllm_engine_with_tiny_qwen2_vl(tmp_path: Path) -> None:
 
 
 def test_parallel_plan_one_process_and_torchrun() -> None:
-    from plugins.vllm_backend.backend import parallel_plan
+    from harness_plugins.vllm_backend.backend import parallel_plan
 
     engine, dp = parallel_plan({"tensor_parallel_size": 4}, world=1, rank=0)
     assert engine == {"tensor_parallel_size": 4} and dp is None  # TP passes straight through to vllm.LLM

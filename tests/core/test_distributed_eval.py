@@ -22,7 +22,8 @@ import pytest
 pytest.importorskip("torch.distributed")
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ("--plugin", "plugins.baselines", "--plugin", "tests.core.helpers", "--plugin", "plugins.index_observer")
+PLUGINS = ("--plugin", "harness_plugins.baselines", "--plugin", "tests.core.helpers",
+           "--plugin", "harness_plugins.index_observer")
 
 
 def _env() -> dict[str, str]:
@@ -62,7 +63,7 @@ def _same(a: dict, b: dict) -> None:
 
 
 def test_two_processes_make_the_run_one_process_makes(tmp_path: Path) -> None:
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     model = make_tiny("llama", tmp_path / "tiny")
     # batch size 1: a batch's composition (which differs between shards) cannot change a greedy answer then

@@ -16,7 +16,7 @@ import pytest
 from harness.runner import EvalConfig, Runner, run_dir_for
 from harness.simple_task import Judgement, SimpleTask
 from harness.types import MetricSpec, SplitSpec
-from plugins.baselines import OracleBackend
+from harness_plugins.baselines import OracleBackend
 
 
 class Bad(SimpleTask):

@@ -59,8 +59,8 @@ def hostile_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
     try:
-        main(["--plugin", "harness_toy.plugin", "--plugin", "plugins.baselines", "--plugin",
-              "plugins.index_observer", *argv])
+        main(["--plugin", "harness_toy.plugin", "--plugin", "harness_plugins.baselines", "--plugin",
+              "harness_plugins.index_observer", *argv])
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)

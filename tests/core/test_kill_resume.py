@@ -26,7 +26,8 @@ def _harness(*args: str, out: Path, n: int = EPISODES) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([TOY, ROOT]), "HARNESS_NO_PROGRESS": "1",
            "HARNESS_DISABLE_ENTRYPOINTS": "1"}
     cmd = [sys.executable, "-m", "harness.cli", "--plugin", "harness_toy.plugin", "--plugin",
-           "plugins.baselines", "--plugin", "tests.core.helpers", "--plugin", "plugins.index_observer", "eval",
+           "harness_plugins.baselines", "--plugin", "tests.core.helpers", "--plugin", "harness_plugins.index_observer",
+           "eval",
            "--task", "toy-add", "-n", str(n), "--seed", "11", "-o", str(out), "--json", *args]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

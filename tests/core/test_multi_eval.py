@@ -111,10 +111,10 @@ def test_board_runs_every_cell_its_columns_need(capsys, tmp_path: Path) -> None:
                      '[[rows]]\nlabel = "Oracle"\nmodel = "oracle"\n')
     runs = tmp_path / "runs"
     code, _, err = _run(capsys, "eval", "-m", "oracle", "--board", str(board), "-n", "3", "-o", str(runs),
-                        "--plugin", "plugins.index_observer")
+                        "--plugin", "harness_plugins.index_observer")
     assert code == 0, err
     assert _runs(runs) == [("countdown", "ood"), ("toy-add", "id"), ("toy-add", "ood")]  # each cell once
     assert "these runs fill row(s) Oracle" in " ".join(err.split())
     code, _, err = _run(capsys, "eval", "-m", "random", "--board", str(board), "-n", "3", "-o", str(runs),
-                        "--plugin", "plugins.index_observer")
+                        "--plugin", "harness_plugins.index_observer")
     assert code == 0 and "no row of board 'toys' matches model 'random'" in " ".join(err.split())

@@ -21,7 +21,7 @@ from harness.runner import (
     Runner,
 )
 from harness.types import GenParams
-from plugins.baselines import OracleBackend
+from harness_plugins.baselines import OracleBackend
 from tests.core.helpers import ScriptedBackend
 
 PLUGINS = ["--plugin", "harness_toy.plugin", "--plugin", "tests.core.helpers"]

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from harness.runner import EvalConfig, RunExistsError, Runner, episode_seed, run_dir_for
-from plugins.baselines import OracleBackend, RandomBackend
+from harness_plugins.baselines import OracleBackend, RandomBackend
 from tests.core.helpers import FlakyOracle
 
 

@@ -14,7 +14,7 @@ from harness_toy.countdown import Countdown
 from harness.runner import EvalConfig, Runner
 from harness.simple_task import BUDGET_SPENT, Judgement, SimpleTask
 from harness.types import MetricSpec, SplitSpec
-from plugins.baselines import OracleBackend, RandomBackend
+from harness_plugins.baselines import OracleBackend, RandomBackend
 
 
 def _run(spec, backend, tmp: Path, split: str = "id", episodes: int = 30, **kw) -> list[dict]:

@@ -12,8 +12,8 @@ import pytest
 from harness import store, transcript
 from harness.runner import EvalConfig, Runner
 from harness.types import Completion, GenParams, Request
-from tasks.generalpoints.plugin import harness_tasks as gp_tasks
-from tasks.virl.plugin import harness_tasks as virl_tasks
+from harness_tasks.generalpoints.plugin import harness_tasks as gp_tasks
+from harness_tasks.virl.plugin import harness_tasks as virl_tasks
 
 TASKS = {t.name: t for t in (*gp_tasks(), *virl_tasks())}
 

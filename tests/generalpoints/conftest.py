@@ -9,7 +9,7 @@ import pytest
 
 from harness.runner import EvalConfig, Runner
 from harness.types import Backend, Completion, GenParams, Request, RunResult, TaskSpec
-from tasks.generalpoints.plugin import harness_tasks
+from harness_tasks.generalpoints.plugin import harness_tasks
 
 
 @pytest.fixture(scope="session")

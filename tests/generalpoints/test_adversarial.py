@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.generalpoints import solver
-from tasks.generalpoints.verifier import MAX_FEEDBACK_CHARS, Judge
+from harness_tasks.generalpoints import solver
+from harness_tasks.generalpoints.verifier import MAX_FEEDBACK_CHARS, Judge
 
 BUDGET_S = 0.010
 JUDGES = (Judge((5, 10, 1, 9), ("5", "J", "A", "9"), 24, check_cards=False),

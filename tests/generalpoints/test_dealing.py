@@ -16,8 +16,8 @@ from fractions import Fraction
 import pytest
 
 from harness.types import TaskSpec
-from tasks.generalpoints import solver
-from tasks.generalpoints.cards import BLACK_SUITS, hand_values
+from harness_tasks.generalpoints import solver
+from harness_tasks.generalpoints.cards import BLACK_SUITS, hand_values
 
 N = 6000
 

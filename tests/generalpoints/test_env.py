@@ -14,10 +14,10 @@ from gymnasium.utils.env_checker import check_env
 from harness.simple_task import SimpleEnv
 from harness.templates import TemplateError
 from harness.types import RunResult, TaskSpec
-from plugins.baselines import OracleBackend, RandomBackend
-from tasks.generalpoints import solver
-from tasks.generalpoints.cards import BLACK_SUITS, RED_SUITS, SUITS, hand_values, parse_card
-from tasks.generalpoints.env import paper_layout
+from harness_plugins.baselines import OracleBackend, RandomBackend
+from harness_tasks.generalpoints import solver
+from harness_tasks.generalpoints.cards import BLACK_SUITS, RED_SUITS, SUITS, hand_values, parse_card
+from harness_tasks.generalpoints.env import paper_layout
 from tests.generalpoints.conftest import run_episodes
 
 SPLITS = [("gp-l", "id"), ("gp-l", "ood-rule"), ("gp-vl", "id"), ("gp-vl", "ood-rule"), ("gp-vl", "ood-visual")]
@@ -210,7 +210,7 @@ def test_random_policy_is_well_formed_and_seeded(tasks: dict[str, TaskSpec], pla
 
 
 def test_determinism_same_seed_same_hand_and_pixels(tasks: dict[str, TaskSpec]) -> None:
-    from tasks.generalpoints import render
+    from harness_tasks.generalpoints import render
 
     a, b = make(tasks, "gp-vl", "id"), make(tasks, "gp-vl", "id")
     oa, _ = a.reset(seed=123456789)

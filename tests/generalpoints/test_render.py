@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from harness.types import TaskSpec
-from tasks.generalpoints.cards import RANK_LETTERS, SUIT_LETTERS
-from tasks.generalpoints.render import TABLE, CardImageError, layout
+from harness_tasks.generalpoints.cards import RANK_LETTERS, SUIT_LETTERS
+from harness_tasks.generalpoints.render import TABLE, CardImageError, layout
 
 HAND = ["SA", "HT", "DK", "C7"]
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from harness.answers import NOT_FOUND, Answer, list_pattern_search
-from tasks.generalpoints import solver
-from tasks.generalpoints.verifier import FEEDBACK_PREFIX, Judge, clean_card_text, read_answer
+from harness_tasks.generalpoints import solver
+from harness_tasks.generalpoints.verifier import FEEDBACK_PREFIX, Judge, clean_card_text, read_answer
 
 NUMS = [4, 7, 10, 9]
 CARDS = ["4", "7", "10", "9"]

@@ -11,7 +11,7 @@ from harness import index
 from harness import leaderboard as lb
 from harness.plugins import load_registry
 from harness.runner import EvalConfig, Runner, run_dir_for
-from plugins.baselines import OracleBackend, RandomBackend
+from harness_plugins.baselines import OracleBackend, RandomBackend
 
 EXPORTER = '''
 from pathlib import Path
@@ -32,7 +32,7 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (plugdir / "lb_test_exporter.py").write_text(textwrap.dedent(EXPORTER))
     monkeypatch.syspath_prepend(str(plugdir))
     monkeypatch.delenv("HARNESS_NO_INDEX", raising=False)
-    return load_registry(["harness_toy.plugin", "plugins.index_observer", "lb_test_exporter"],
+    return load_registry(["harness_toy.plugin", "harness_plugins.index_observer", "lb_test_exporter"],
                          entry_points=False)
 
 

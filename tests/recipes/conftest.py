@@ -17,14 +17,14 @@ pytest.importorskip("accelerate")
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     return make_tiny("llama", tmp_path_factory.mktemp("tiny") / "llama")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     return make_tiny("qwen2-vl", tmp_path_factory.mktemp("tiny") / "qwen2-vl")
 
@@ -33,8 +33,8 @@ def tiny_qwen2_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registry() -> Any:
     from harness.plugins import load_registry
 
-    return load_registry(["harness_toy.plugin", "tasks.generalpoints.plugin", "plugins.hf.plugin",
-                          "plugins.recipes.plugin"], entry_points=False)
+    return load_registry(["harness_toy.plugin", "harness_tasks.generalpoints.plugin", "harness_plugins.hf.plugin",
+                          "harness_plugins.recipes.plugin"], entry_points=False)
 
 
 def make_job(reg: Any, *, recipe: str, model: Path, task: str, runs: Path, steps: int | None = None,

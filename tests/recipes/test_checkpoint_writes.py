@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.recipes.policy import Policy
+from harness_plugins.recipes.policy import Policy
 
 
 def test_save_is_atomic_and_replaces_a_previous_checkpoint(tiny_llama: Path, tmp_path: Path,

@@ -49,8 +49,8 @@ def test_flops_model_matches_torch_flop_counter(arch: str, tmp_path: Path) -> No
     from torch.utils.flop_counter import FlopCounterMode
 
     from harness.types import Message
-    from plugins.hf.tiny import make_tiny
-    from plugins.recipes.policy import Policy
+    from harness_plugins.hf.tiny import make_tiny
+    from harness_plugins.recipes.policy import Policy
 
     p = Policy({"pretrained": str(make_tiny(arch, tmp_path / arch)), "attn_implementation": "eager"},
                value_head=True)
@@ -73,8 +73,8 @@ def test_flops_model_matches_torch_flop_counter(arch: str, tmp_path: Path) -> No
 
 def test_modules_that_do_not_run_are_not_counted(tmp_path: Path) -> None:
     from harness.compute import Pass
-    from plugins.hf.tiny import make_tiny
-    from plugins.recipes.policy import Policy
+    from harness_plugins.hf.tiny import make_tiny
+    from harness_plugins.recipes.policy import Policy
 
     p = Policy({"pretrained": str(make_tiny("mllama", tmp_path / "m"))})
     text_only = p.flops.forward([Pass(20, 5)])

@@ -60,7 +60,7 @@ def test_sft_then_rl_on_gp_l(registry, tiny_llama: Path, tmp_path: Path) -> None
 def test_toy_add_lora_grpo_by_flops_budget(registry, tiny_llama: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     probe = make_job(registry, recipe="rl", model=tiny_llama, task="toy-add", runs=runs, steps=1)
-    from plugins.recipes.policy import Policy
+    from harness_plugins.recipes.policy import Policy
 
     n = Policy(probe.model_args).n_params
     budget = 6 * n * 2000  # a few steps' worth

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from plugins.recipes.action import action_span, token_weights
-from plugins.recipes.checkpoints import Schedule
-from plugins.recipes.config import RLArgs, SFTArgs, parse_args
-from plugins.recipes.grpo import episode_return, group_advantages
-from plugins.recipes.ppo import gae
-from tasks.virl.plugin import VIRL_L
+from harness_plugins.recipes.action import action_span, token_weights
+from harness_plugins.recipes.checkpoints import Schedule
+from harness_plugins.recipes.config import RLArgs, SFTArgs, parse_args
+from harness_plugins.recipes.grpo import episode_return, group_advantages
+from harness_plugins.recipes.ppo import gae
+from harness_tasks.virl.plugin import VIRL_L
 
 
 def test_action_span_finds_the_field_value() -> None:
@@ -84,7 +84,7 @@ def test_args_parse_and_reject() -> None:
 
 
 def test_expert_transcripts_teach_revisions(registry) -> None:
-    from plugins.recipes.data import expert_stream
+    from harness_plugins.recipes.data import expert_stream
 
     task = registry.task("gp-l")
     examples = list(itertools.islice(expert_stream(task, "id", seed=0, verify_iter=None, revision_frac=1.0,
@@ -108,7 +108,7 @@ def test_expert_transcripts_teach_revisions(registry) -> None:
 
 
 def test_wrong_answer_falls_back_to_corruption() -> None:
-    from plugins.recipes.data import wrong_answer
+    from harness_plugins.recipes.data import wrong_answer
 
     class NoRandom:
         def random_action(self, rng):

@@ -18,7 +18,7 @@ def _convs() -> list[list[Message]]:
 
 
 def test_logprobs_match_generation_and_ignore_padding(tiny_llama: Path) -> None:
-    from plugins.recipes.policy import Policy
+    from harness_plugins.recipes.policy import Policy
 
     p = Policy({"pretrained": str(tiny_llama)})
     convs = _convs()
@@ -42,8 +42,8 @@ def test_logprobs_match_generation_and_ignore_padding(tiny_llama: Path) -> None:
 
 
 def test_lora_checkpoint_is_merged_and_loads_as_plain_model(tiny_llama: Path, tmp_path: Path) -> None:
-    from plugins.hf.backend import create
-    from plugins.recipes.policy import Policy
+    from harness_plugins.hf.backend import create
+    from harness_plugins.recipes.policy import Policy
 
     p = Policy({"pretrained": str(tiny_llama)}, lora=True, lora_r=4, lora_alpha=8, value_head=True)
     opt = torch.optim.SGD([q for q in p.module.parameters() if q.requires_grad], lr=0.5)
@@ -80,8 +80,8 @@ def test_lora_checkpoint_is_merged_and_loads_as_plain_model(tiny_llama: Path, tm
 def test_vision_policy_trains_on_images(arch: str, tiny_qwen2_vl: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from plugins.hf.tiny import make_tiny
-    from plugins.recipes.policy import Policy
+    from harness_plugins.hf.tiny import make_tiny
+    from harness_plugins.recipes.policy import Policy
 
     model = tiny_qwen2_vl if arch == "qwen2-vl" else make_tiny(arch, tmp_path / arch)
     p = Policy({"pretrained": str(model)}, value_head=True)

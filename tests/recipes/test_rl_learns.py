@@ -67,8 +67,8 @@ def _pick_target(policy: Any) -> tuple[str, list[int]]:
 
 @pytest.mark.parametrize("advantage", ["gae", "grpo"])
 def test_rl_raises_the_rewarded_answer(tiny_llama: Path, tmp_path: Path, advantage: str) -> None:
-    from plugins.recipes.config import RLArgs
-    from plugins.recipes.rl import RLTrainer
+    from harness_plugins.recipes.config import RLArgs
+    from harness_plugins.recipes.rl import RLTrainer
 
     torch.manual_seed(0)
     job = TrainJob(recipe="rl", model=str(tiny_llama), model_args={"pretrained": str(tiny_llama)}, task=TASK,

@@ -75,7 +75,7 @@ def _pick_password(policy: Any) -> str:
 
 def _successes(rl: Any, n: int) -> list[bool]:
     """The current policy on n fresh episodes with fixed sampling seeds (pairs with a later call)."""
-    from plugins.recipes.rollout import play
+    from harness_plugins.recipes.rollout import play
 
     envs = [PasswordEnv() for _ in range(n)]
     logs = play(rl._generate, rl.policy.decode, envs, list(range(n)), list(range(n)), max_new_tokens=4,
@@ -84,8 +84,8 @@ def _successes(rl: Any, n: int) -> list[bool]:
 
 
 def test_ppo_raises_multiturn_success_paired(tiny_llama: Path, tmp_path: Path) -> None:
-    from plugins.recipes.config import RLArgs
-    from plugins.recipes.rl import RLTrainer
+    from harness_plugins.recipes.config import RLArgs
+    from harness_plugins.recipes.rl import RLTrainer
 
     torch.manual_seed(0)
     job = TrainJob(recipe="rl", model=str(tiny_llama), model_args={"pretrained": str(tiny_llama)}, task=TASK,

@@ -11,11 +11,11 @@ import torch
 
 from harness.env import TextEnv
 from harness.types import Observation
-from plugins.recipes.action import token_weights
-from plugins.recipes.config import RLArgs, parse_args
-from plugins.recipes.ppo import gae, policy_losses, value_losses
-from plugins.recipes.presets import RL_PRESETS, with_preset
-from plugins.recipes.rollout import Streams, play
+from harness_plugins.recipes.action import token_weights
+from harness_plugins.recipes.config import RLArgs, parse_args
+from harness_plugins.recipes.ppo import gae, policy_losses, value_losses
+from harness_plugins.recipes.presets import RL_PRESETS, with_preset
+from harness_plugins.recipes.rollout import Streams, play
 
 
 class CountEnv(TextEnv):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from plugins.recipes.data import DataError, llava_records, record_examples
+from harness_plugins.recipes.data import DataError, llava_records, record_examples
 from tests.recipes.conftest import make_job
 
 

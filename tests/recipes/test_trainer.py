@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from harness.types import Message, SplitSpec, TaskSpec, TrainJob
-from plugins.recipes.config import SFTArgs
-from plugins.recipes.policy import Policy, zero_dropout
+from harness_plugins.recipes.config import SFTArgs
+from harness_plugins.recipes.policy import Policy, zero_dropout
 
 TASK = TaskSpec("unused", "", "text", (SplitSpec("id", ""),), lambda *a, **k: None)
 
@@ -44,7 +44,7 @@ def _changed(before: dict, module: torch.nn.Module) -> float:
 
 
 def test_fp32_master_weights_take_a_1e6_step_under_bf16_autocast(tiny_llama: Path, tmp_path: Path) -> None:
-    from plugins.recipes.trainer import Trainer
+    from harness_plugins.recipes.trainer import Trainer
 
     tr = Trainer(_job(tiny_llama, tmp_path), SFTArgs(lr=1e-6, precision="bf16-mixed", grad_clip=0), lr=1e-6)
     lm = tr.policy.module.lm
@@ -59,7 +59,7 @@ def test_fp32_master_weights_take_a_1e6_step_under_bf16_autocast(tiny_llama: Pat
 
 
 def test_pure_bf16_warns_and_loses_small_steps(tiny_llama: Path, tmp_path: Path, caplog) -> None:
-    from plugins.recipes.trainer import Trainer
+    from harness_plugins.recipes.trainer import Trainer
 
     with caplog.at_level(logging.WARNING, logger="harness.recipes"):
         tr = Trainer(_job(tiny_llama, tmp_path), SFTArgs(lr=1e-6, precision="bf16", grad_clip=0), lr=1e-6)
@@ -108,7 +108,7 @@ def test_gradient_checkpointing_saves_fewer_activations(tiny_llama: Path) -> Non
 
 def test_training_mode_without_dropout_matches_eval_mode(tmp_path: Path) -> None:
     """PPO's ratios compare the model with itself: zero_dropout makes training mode deterministic."""
-    from plugins.hf.tiny import make_tiny
+    from harness_plugins.hf.tiny import make_tiny
 
     path = make_tiny("llama", tmp_path / "drop")
     import json
@@ -131,7 +131,7 @@ def test_training_mode_without_dropout_matches_eval_mode(tmp_path: Path) -> None
 
 
 def test_cosine_schedule_matches_torch(tiny_llama: Path, tmp_path: Path) -> None:
-    from plugins.recipes.trainer import Trainer
+    from harness_plugins.recipes.trainer import Trainer
 
     args = SFTArgs(lr=1e-3, lr_schedule="cosine", lr_decay_steps=10, min_lr=1e-5)
     tr = Trainer(_job(tiny_llama, tmp_path, steps=4), args, lr=1e-3)

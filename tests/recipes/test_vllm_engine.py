@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from harness.types import Message, SplitSpec, TaskSpec, TrainJob
-from plugins.recipes.config import RLArgs
+from harness_plugins.recipes.config import RLArgs
 
 TASK = TaskSpec("unused", "", "vision", (SplitSpec("id", ""),), lambda *a, **k: None)
 
@@ -49,7 +49,7 @@ class FakeLLM:
 
 
 def _trainer(model: Path, tmp_path: Path, **args: Any):
-    from plugins.recipes.trainer import Trainer
+    from harness_plugins.recipes.trainer import Trainer
 
     job = TrainJob(recipe="rl", model=str(model), model_args={"pretrained": str(model), "max_image_size": 32},
                    task=TASK, split="id", out_dir=str(tmp_path), evaluate=lambda d, i: [], steps=1)
@@ -58,7 +58,7 @@ def _trainer(model: Path, tmp_path: Path, **args: Any):
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_weight_sync_in_memory_with_sleep_and_wake(tiny_qwen2_vl: Path, tmp_path: Path, lora: bool) -> None:
-    from plugins.recipes.vllm_engine import VLLMGenerator
+    from harness_plugins.recipes.vllm_engine import VLLMGenerator
 
     tr = _trainer(tiny_qwen2_vl, tmp_path, lora=lora, lora_r=2, lora_alpha=4)
     fake = FakeLLM()
@@ -81,7 +81,7 @@ def test_weight_sync_in_memory_with_sleep_and_wake(tiny_qwen2_vl: Path, tmp_path
 
 
 def test_vllm_gets_the_trainers_prompts_and_resized_images(tiny_qwen2_vl: Path, tmp_path: Path) -> None:
-    from plugins.recipes.vllm_engine import VLLMGenerator
+    from harness_plugins.recipes.vllm_engine import VLLMGenerator
 
     tr = _trainer(tiny_qwen2_vl, tmp_path)
     gen = VLLMGenerator(tr, llm=FakeLLM())

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.virl.data import DataError, load_data, read_plain_pickle
-from tasks.virl.panorama import GAP, grid, perspective, view_headings
-from tasks.virl.plugin import VIRL_L, VIRL_VL
+from harness_tasks.virl.data import DataError, load_data, read_plain_pickle
+from harness_tasks.virl.panorama import GAP, grid, perspective, view_headings
+from harness_tasks.virl.plugin import VIRL_L, VIRL_VL
 from tests.virl.helpers import paper_route, write_data_folder, write_routes
 
 
@@ -150,7 +150,7 @@ def test_errors_name_the_route_and_field(tmp_path: Path) -> None:
 def test_world_routes_play_in_file_order(tmp_path: Path) -> None:
     starts = [(40.70 + 0.01 * i, -73.99) for i in range(3)]
     path = write_routes(tmp_path / "world.json", [paper_route(90, 1, start=s) for s in starts])
-    from tasks.virl.plugin import VIRL_VL as task
+    from harness_tasks.virl.plugin import VIRL_VL as task
     env = task.make_env("world", data=str(path), image_size=32)
     seen = []
     for i in range(5):
@@ -163,7 +163,7 @@ def test_world_routes_play_in_file_order(tmp_path: Path) -> None:
 
 
 def test_numpy_fallback_matches_opencv_closely(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.virl import panorama
+    from harness_tasks.virl import panorama
 
     if not panorama.have_opencv():
         pytest.skip("opencv-python-headless is not installed (pip install 'harness[virl-data]')")
@@ -178,7 +178,7 @@ def test_numpy_fallback_matches_opencv_closely(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_size_caps_refuse_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.virl import data as data_mod
+    from harness_tasks.virl import data as data_mod
 
     path = write_routes(tmp_path / "route_infos.json", [paper_route() for _ in range(3)])
     monkeypatch.setattr(data_mod, "MAX_ROUTE_FILE_BYTES", 100)

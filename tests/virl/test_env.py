@@ -9,8 +9,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from harness.templates import TemplateError
-from tasks.virl.env import VirlEnv
-from tasks.virl.plugin import VIRL_L, VIRL_VL
+from harness_tasks.virl.env import VirlEnv
+from harness_tasks.virl.plugin import VIRL_L, VIRL_VL
 from tests.virl.helpers import answer, paper_route, write_routes
 
 

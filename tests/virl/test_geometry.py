@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from tasks.virl.geometry import COMPASS, compass_index, compass_name, side_of, signed_diff
-from tasks.virl.routes import read_landmark, spatial_relation
+from harness_tasks.virl.geometry import COMPASS, compass_index, compass_name, side_of, signed_diff
+from harness_tasks.virl.routes import read_landmark, spatial_relation
 
 
 def test_compass_is_north_zero_clockwise() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.virl.instructions import (
+from harness_tasks.virl.instructions import (
     Milestone,
     MilestoneError,
     build_instructions,

@@ -9,14 +9,14 @@ import pytest
 from harness.plugins import load_registry
 from harness.runner import EvalConfig, Runner
 from harness.types import TaskSpec
-from plugins.baselines import OracleBackend, RandomBackend
-from tasks.virl.city import WORLD_STYLES
+from harness_plugins.baselines import OracleBackend, RandomBackend
+from harness_tasks.virl.city import WORLD_STYLES
 from tests.virl.helpers import paper_route, write_routes
 
 
 @pytest.fixture(scope="module")
 def registry():
-    return load_registry(["tasks.virl.plugin"], entry_points=False)
+    return load_registry(["harness_tasks.virl.plugin"], entry_points=False)
 
 
 def _run(task: TaskSpec, split: str, tmp: Path, backend=None, episodes: int = 12, **task_args) -> tuple:

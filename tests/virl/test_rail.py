@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from tasks.virl.data import PanoramaMapping
-from tasks.virl.geodesy import Earth, Plane, geodesic_m, haversine_m
-from tasks.virl.instructions import Milestone, build_instructions
-from tasks.virl.rail import build_rail
+from harness_tasks.virl.data import PanoramaMapping
+from harness_tasks.virl.geodesy import Earth, Plane, geodesic_m, haversine_m
+from harness_tasks.virl.instructions import Milestone, build_instructions
+from harness_tasks.virl.rail import build_rail
 
 NORTH = Milestone("Cafe is on your left", 0, "north")
 EAST = Milestone("Bank is on your right", 90, "east")

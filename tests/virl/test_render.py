@@ -5,9 +5,9 @@ import hashlib
 import pytest
 from PIL import ImageChops
 
-from tasks.virl.env import VirlEnv, _Drawn
-from tasks.virl.render import StreetViewRenderer, sign_slots, sign_view
-from tasks.virl.routes import Scene, Sighting
+from harness_tasks.virl.env import VirlEnv, _Drawn
+from harness_tasks.virl.render import StreetViewRenderer, sign_slots, sign_view
+from harness_tasks.virl.routes import Scene, Sighting
 
 
 def _step(heading: float, sightings: tuple[Sighting, ...], inter: bool = True) -> _Drawn:

@@ -4,10 +4,10 @@ import itertools
 
 import pytest
 
-from tasks.virl.city import STYLES, TRAIN_STYLES, WORLD, WORLD_STYLES, build_city, get_city
-from tasks.virl.geometry import compass_name, signed_diff
-from tasks.virl.instructions import build_instructions
-from tasks.virl.routes import generate_route, read_landmark, spatial_relation
+from harness_tasks.virl.city import STYLES, TRAIN_STYLES, WORLD, WORLD_STYLES, build_city, get_city
+from harness_tasks.virl.geometry import compass_name, signed_diff
+from harness_tasks.virl.instructions import build_instructions
+from harness_tasks.virl.routes import generate_route, read_landmark, spatial_relation
 
 
 def test_world_styles_never_include_nyc() -> None:

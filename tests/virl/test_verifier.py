@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.virl.verifier import FEEDBACK_PREFIX, judge, parse_answer
+from harness_tasks.virl.verifier import FEEDBACK_PREFIX, judge, parse_answer
 from tests.virl.helpers import answer, paper_answer
 
 INTER = "A is on your left; You observe an intersection"
