@@ -45,7 +45,7 @@ def _answers(n: int) -> list[tuple[Judge, str, tuple[int, ...]]]:
     for i in range(n):
         env.reset(seed=i)
         text = env.expert_action() if i % 2 else env.random_action(rng)
-        values = tuple(env.values)  # type: ignore[attr-defined]
+        values = tuple(env.problem.values)  # type: ignore[attr-defined]  # the dealt Hand
         out.append((Judge(values, [str(v) for v in values], 24, check_cards=False), text, values))
     return out
 
