@@ -101,6 +101,7 @@ class Trainer:
                         self.acc.gradient_accumulation_steps, self.micro_batches)
             self.acc.gradient_accumulation_steps = self.micro_batches
         set_seed(job.seed + self.acc.process_index)
+        self._warn_if_fsdp_dropped()
         configured = str(self.acc.mixed_precision)  # from an accelerate config; it wraps the forward itself
         # otherwise bf16 autocast is ours (the same torch.autocast accelerate would use, around every forward)
         self._own_autocast = want_bf16 and configured == "no"
@@ -139,6 +140,17 @@ class Trainer:
         self.lr_used = self.current_lr()
 
     # ------------------------------------------------------------------------------------ set-up
+    def _warn_if_fsdp_dropped(self) -> None:
+        """accelerate (1.x) turns an FSDP config on only for GPU-like devices; on CPU it runs plain data
+        parallel without a word, so a user's "FSDP" run would be one that never sharded anything."""
+        from accelerate.utils import DistributedType
+
+        asked = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+        if asked and self.acc.distributed_type != DistributedType.FSDP and self.acc.is_main_process:
+            log.warning("the accelerate config asks for FSDP, but accelerate runs this as %s (it enables FSDP "
+                        "only on GPUs and other accelerators): the model is not sharded",
+                        str(self.acc.distributed_type).split(".")[-1])
+
     @property
     def deepspeed(self) -> Any:
         """The DeepSpeed plugin when training under DeepSpeed, else None."""

@@ -141,3 +141,15 @@ def test_cosine_schedule_matches_torch(tiny_llama: Path, tmp_path: Path) -> None
         tr.end_update()
     want = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * min(k, 10) / 10)) / 2 for k in range(12)]
     assert lrs == pytest.approx(want, rel=1e-9)
+
+
+def test_an_fsdp_config_that_accelerate_drops_on_cpu_is_named(tiny_llama: Path, tmp_path: Path, caplog,
+                                                              monkeypatch) -> None:
+    """accelerate launch sets ACCELERATE_USE_FSDP from the user's config, and then (on a machine without
+    GPUs) runs plain data parallel: the user is told that nothing is sharded."""
+    from harness_plugins.recipes.trainer import Trainer
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with caplog.at_level(logging.WARNING, logger="harness.recipes"):
+        Trainer(_job(tiny_llama, tmp_path), SFTArgs(grad_clip=0), lr=1e-3)
+    assert any("asks for FSDP" in r.getMessage() and "not sharded" in r.getMessage() for r in caplog.records)
