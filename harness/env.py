@@ -87,6 +87,17 @@ class TextEnv(gym.Env):
         self._rng_obj = value
         self._pending_seed = None
 
+    _task_rng: random.Random | None = None
+
+    def episode_rng(self, seed: int | None) -> random.Random:
+        """The task's own generator for the episode ``reset(seed=...)`` starts: a fresh ``random.Random(seed)``,
+        or without a seed the env's running one (itself seeded once from ``np_random``)."""
+        if seed is not None:
+            self._task_rng = random.Random(seed)
+        elif self._task_rng is None:
+            self._task_rng = random.Random(int(self.np_random.integers(0, 2**62)))
+        return self._task_rng
+
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         raise NotImplementedError
 

@@ -187,7 +187,6 @@ class SimpleEnv(TextEnv):
             raise ValueError(f"verify_iter must be an integer >= 1, got {verify_iter!r}")
         self.task = task
         self.verify_iter = verify_iter
-        self._rng: random.Random | None = None
         self.problem: Any = None
         self.judgements: list[Judgement] = []
         self._done = True
@@ -195,11 +194,7 @@ class SimpleEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
-            self._rng = random.Random(seed)
-        elif self._rng is None:
-            self._rng = random.Random(int(self.np_random.integers(0, 2**62)))
-        self.problem = self.task.problem(self._rng, dict(options or {}))
+        self.problem = self.task.problem(self.episode_rng(seed), dict(options or {}))
         self.judgements = []
         self._done = False
         first = self.task.prompt(self.problem)

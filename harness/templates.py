@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 MAX_PROMPT_FILE_BYTES = 1_000_000
@@ -120,3 +120,21 @@ def load_prompt_file(path: str | Path, name: str | None = None, default_names: I
         return next(iter(constants.values()))
     raise TemplateError(f"prompt file {p} defines several prompts; pick one with prompt=NAME: "
                         f"{', '.join(sorted(constants))}")
+
+
+def choose_template(prompt: str | None, prompt_file: str | None, builtin: Callable[[bool], str],
+                    default_names: Iterable[str], valid: Iterable[str]) -> tuple[str, str]:
+    """A task's ``prompt`` / ``prompt_file`` task args resolved to a checked template, and where it came from
+    (for error messages): the user's file (``prompt`` then names a constant in it), else the built-in
+    ``prompt=default`` or ``prompt=example`` (``builtin(example)``)."""
+    if prompt_file:
+        text = load_prompt_file(prompt_file, prompt, default_names=default_names)
+        where = f"prompt file {prompt_file}"
+    else:
+        if prompt not in (None, "default", "example"):
+            raise TemplateError(f"prompt={prompt!r}: the built-in prompts are 'default' and 'example' "
+                                "(or give prompt_file=PATH)")
+        text = builtin(prompt == "example")
+        where = "the built-in prompt"
+    check(text, valid, where)
+    return text, where

@@ -87,16 +87,8 @@ _CARDS_SLOT = "\x00cards\x00"
 def make_prompt(vision: bool, prompt: str | None = None, prompt_file: str | None = None,
                 face_card_msg: str | None = None) -> Prompt:
     """The prompt an env uses. Raises :class:`harness.templates.TemplateError` with the reason."""
-    if prompt_file:
-        text = templates.load_prompt_file(prompt_file, prompt, default_names=(PAPER_PROMPT_NAMES[vision],))
-        where = f"prompt file {prompt_file}"
-    else:
-        if prompt not in (None, "default", "example"):
-            raise templates.TemplateError(f"prompt={prompt!r}: the built-in prompts are 'default' and 'example' "
-                                          "(or give prompt_file=PATH)")
-        text = builtin_template(vision, prompt == "example")
-        where = "the built-in prompt"
-    templates.check(text, PLACEHOLDERS, where)
+    text, where = templates.choose_template(prompt, prompt_file, lambda example: builtin_template(vision, example),
+                                            (PAPER_PROMPT_NAMES[vision],), PLACEHOLDERS)
     if "\x00" in text:
         raise templates.TemplateError(f"{where} contains NUL characters")
     msgs = dict(FACE_CARD_MSG) if face_card_msg is None else {"train": face_card_msg, "ood": face_card_msg}

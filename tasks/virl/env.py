@@ -110,7 +110,6 @@ class VirlEnv(TextEnv):
         self.template = make_template(self.vision, prompt, prompt_file)
         self.actions_text = action_space_text(self.absolute)
         self._renderers: dict[str, Any] = {}
-        self._rng: random.Random | None = None
         self.route: Route | None = None
         self.rail: list[RailStep] = []
         self._over = True
@@ -134,11 +133,7 @@ class VirlEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
-            self._rng = random.Random(seed)
-        elif self._rng is None:
-            self._rng = random.Random(int(self.np_random.integers(0, 2**62)))
-        rng = self._rng
+        rng = self.episode_rng(seed)
         route = self._pick_route(rng, options)
         heading = route.init_heading or float(rng.randint(0, 359))  # the paper: missing or 0 means random
         self.route = route

@@ -89,14 +89,5 @@ def history(observations: Sequence[str], actions: Sequence[str], vision: bool) -
 
 def make_template(vision: bool, prompt: str | None = None, prompt_file: str | None = None) -> str:
     """A checked template. Raises :class:`harness.templates.TemplateError` with the reason."""
-    if prompt_file:
-        text = templates.load_prompt_file(prompt_file, prompt, default_names=(PAPER_PROMPT_NAMES[vision],))
-        where = f"prompt file {prompt_file}"
-    else:
-        if prompt not in (None, "default", "example"):
-            raise templates.TemplateError(f"prompt={prompt!r}: the built-in prompts are 'default' and 'example' "
-                                          "(or give prompt_file=PATH)")
-        text = builtin_template(vision, prompt == "example")
-        where = "the built-in prompt"
-    templates.check(text, PLACEHOLDERS, where)
-    return text
+    return templates.choose_template(prompt, prompt_file, lambda example: builtin_template(vision, example),
+                                     (PAPER_PROMPT_NAMES[vision],), PLACEHOLDERS)[0]
