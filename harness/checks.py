@@ -13,17 +13,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from harness.escaping import short_repr
+
 INT64 = 2**63
 MAX_DEPTH = 32
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the argument."""
-
-
-def _fmt(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_value(value: Any, where: str, depth: int = 0) -> None:
@@ -34,7 +31,7 @@ def check_value(value: Any, where: str, depth: int = 0) -> None:
         return
     if isinstance(value, int):
         if not -INT64 <= value < INT64:
-            raise ConfigError(f"{where}: the integer {_fmt(value)} does not fit in 64 bits")
+            raise ConfigError(f"{where}: the integer {short_repr(value)} does not fit in 64 bits")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -44,7 +41,7 @@ def check_value(value: Any, where: str, depth: int = 0) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ConfigError(f"{where}: {_fmt(value)} is not valid UTF-8 text") from None
+            raise ConfigError(f"{where}: {short_repr(value)} is not valid UTF-8 text") from None
         return
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
@@ -53,7 +50,7 @@ def check_value(value: Any, where: str, depth: int = 0) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ConfigError(f"{where}: key {_fmt(k)} is not a string")
+                raise ConfigError(f"{where}: key {short_repr(k)} is not a string")
             check_value(k, f"{where} key", depth + 1)
             check_value(v, f"{where}.{k}", depth + 1)
         return
@@ -64,26 +61,26 @@ def check_args(args: Mapping[str, Any], what: str) -> None:
     """Every value of an argument mapping (``what`` is e.g. ``"task arg"``)."""
     for k, v in args.items():
         if not isinstance(k, str):
-            raise ConfigError(f"{what} name {_fmt(k)} is not a string")
+            raise ConfigError(f"{what} name {short_repr(k)} is not a string")
         check_value(k, f"{what} name", 1)
         check_value(v, f"{what} {k!r}")
 
 
 def check_int(value: Any, where: str, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where} must be an integer, got {_fmt(value)}")
+        raise ConfigError(f"{where} must be an integer, got {short_repr(value)}")
     if low is not None and value < low:
         raise ConfigError(f"{where} must be >= {low}, got {value}")
     hi = INT64 - 1 if high is None else high
     if value > hi:
-        raise ConfigError(f"{where} must be <= {hi}, got {_fmt(value)}")
+        raise ConfigError(f"{where} must be <= {hi}, got {short_repr(value)}")
     return value
 
 
 def check_float(value: Any, where: str, low: float | None = None, high: float | None = None, *,
                 low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where} must be a number, got {_fmt(value)}")
+        raise ConfigError(f"{where} must be a number, got {short_repr(value)}")
     x = float(value)
     if not math.isfinite(x):
         raise ConfigError(f"{where} must be a finite number, got {value}")

@@ -71,3 +71,10 @@ def plot_text(text: object) -> str:
 
 
 __all__ = ["csv_field", "html_text", "json_text", "markup", "md", "plot_text", "printable"]
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """A value as an error message quotes it: its ``repr``, cut to ``limit`` characters (a hostile value in a
+    file or an argument can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

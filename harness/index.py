@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from harness import store
+from harness.escaping import short_repr
 from harness.runlock import is_live
 
 INDEX_FILE = "index.sqlite"
@@ -271,11 +272,6 @@ def read_record(run_dir: Path) -> dict[str, Any]:
 _INT64 = 2**63
 
 
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _type_problem(value: Any, kind: str) -> str | None:
     """None when ``value`` is of ``kind`` (str, int, num, obj; each also admits null), else what it is."""
     if value is None:
@@ -289,7 +285,7 @@ def _type_problem(value: Any, kind: str) -> str | None:
     if kind == "obj" and isinstance(value, Mapping):
         return None
     noun = {"str": "text", "int": "an integer (64-bit)", "num": "a finite number", "obj": "an object"}[kind]
-    return f"must be {noun} or null, got {_short(value)}"
+    return f"must be {noun} or null, got {short_repr(value)}"
 
 
 _RECORD_FIELDS = {
@@ -340,7 +336,7 @@ def validate(record: Any, where: Path | str = "record") -> None:
             raise RecordError(f"{where}: field 'model.{key}' {why}")
     for name, m in (record.get("metrics") or {}).items():
         if not isinstance(m, Mapping):
-            raise RecordError(f"{where}: field 'metrics.{name}' must be an object, got {_short(m)}")
+            raise RecordError(f"{where}: field 'metrics.{name}' must be an object, got {short_repr(m)}")
         for key, kind in _METRIC_FIELDS.items():
             why = _type_problem(m.get(key), kind)
             if why:
@@ -349,8 +345,8 @@ def validate(record: Any, where: Path | str = "record") -> None:
             raise RecordError(f"{where}: field 'metrics.{name}.n' must not be negative")
     for reason, n in (record.get("failure_reasons") or {}).items():
         if _type_problem(n, "int"):
-            raise RecordError(f"{where}: field 'failure_reasons' must map reasons to counts, got {_short(n)} "
-                              f"for {_short(reason)}")
+            raise RecordError(f"{where}: field 'failure_reasons' must map reasons to counts, got {short_repr(n)} "
+                              f"for {short_repr(reason)}")
     if record.get("training") is not None:
         why = training_problem(record["training"])
         if why:

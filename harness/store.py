@@ -32,6 +32,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from harness.escaping import short_repr
+
 SCHEMA_VERSION = 1
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|auth|credential|cookie)", re.I)
 REDACTED = "***"
@@ -177,17 +179,17 @@ def sample_problem(rec: Any) -> str | None:
     get = rec.get
     idx = get("index")
     if type(idx) is not int or not 0 <= idx < MAX_EPISODE_INDEX:
-        return f"'index' must be an integer 0..{MAX_EPISODE_INDEX - 1}, got {_short(idx)}"
+        return f"'index' must be an integer 0..{MAX_EPISODE_INDEX - 1}, got {short_repr(idx)}"
     if get("status") not in ("ok", "error"):
-        return f"'status' must be \"ok\" or \"error\", got {_short(get('status'))}"
+        return f"'status' must be \"ok\" or \"error\", got {short_repr(get('status'))}"
     seed = get("episode_seed")
     if type(seed) is not int or not -INT64 <= seed < INT64:
-        return f"'episode_seed' must be an integer, got {_short(seed)}"
+        return f"'episode_seed' must be an integer, got {short_repr(seed)}"
     if type(get("success")) is not bool:
-        return f"'success' must be true or false, got {_short(get('success'))}"
+        return f"'success' must be true or false, got {short_repr(get('success'))}"
     reward = get("reward")
     if not (type(reward) is int or (type(reward) is float and math.isfinite(reward))):
-        return f"'reward' must be a finite number, got {_short(reward)}"
+        return f"'reward' must be a finite number, got {short_repr(reward)}"
     error = get("error")
     if error is not None and type(error) is not str:
         return "'error' must be text or null"
@@ -206,7 +208,7 @@ def sample_problem(rec: Any) -> str | None:
             continue
         why = metric_value_problem(v)
         if why:
-            return f"'metrics.{name}' {why}, got {_short(v)}"
+            return f"'metrics.{name}' {why}, got {short_repr(v)}"
     tokens = get("tokens")
     if type(tokens) is not dict or not all(type(n := tokens.get(k)) is int and 0 <= n < INT64
                                            for k in ("prompt", "completion")):
@@ -225,13 +227,13 @@ def turn_problem(t: Any, k: int) -> str | None:
     get = t.get
     for name in ("answer", "feedback"):
         if name in t and type(get(name)) is not str:
-            return f"'{name}' must be text, got {_short(get(name))}"
+            return f"'{name}' must be text, got {short_repr(get(name))}"
     reward = get("reward", 0)
     if not (type(reward) is int or (type(reward) is float and math.isfinite(reward))):
-        return f"'reward' must be a finite number, got {_short(reward)}"
+        return f"'reward' must be a finite number, got {short_repr(reward)}"
     cut = get("answer_truncated_from", 0)
     if type(cut) is not int or not 0 <= cut < INT64:
-        return f"'answer_truncated_from' must be a count, got {_short(cut)}"
+        return f"'answer_truncated_from' must be a count, got {short_repr(cut)}"
     shown = get("shown")
     return None if shown is None else _shown_problem(shown, k)
 
@@ -247,13 +249,13 @@ def _shown_problem(shown: Any, k: int) -> str | None:
             return "'shown.from' is \"feedback\" on the first turn"
     elif ref is not None and not (type(ref) is list and len(ref) == 3 and all(type(x) is int for x in ref)
                                   and 0 <= ref[0] < k and 0 <= ref[1] < INT64 and 0 <= ref[2] < INT64):
-        return f"'shown.from' must be \"feedback\" or [earlier turn, prefix, suffix], got {_short(ref)}"
+        return f"'shown.from' must be \"feedback\" or [earlier turn, prefix, suffix], got {short_repr(ref)}"
     if ref != "feedback" and type(get("text")) is not str:
-        return f"'shown.text' must be text, got {_short(get('text'))}"
+        return f"'shown.text' must be text, got {short_repr(get('text'))}"
     if get("new_context", False) is not True and get("new_context", False) is not False:
-        return f"'shown.new_context' must be true or false, got {_short(get('new_context'))}"
+        return f"'shown.new_context' must be true or false, got {short_repr(get('new_context'))}"
     if "system" in shown and type(get("system")) is not str:
-        return f"'shown.system' must be text, got {_short(get('system'))}"
+        return f"'shown.system' must be text, got {short_repr(get('system'))}"
     images = get("images")
     if images is None:
         return None
@@ -263,13 +265,13 @@ def _shown_problem(shown: Any, k: int) -> str | None:
         size = ref.get("size") if type(ref) is dict else None
         if not (type(size) is list and len(size) == 2 and all(type(n) is int and 0 < n <= MAX_IMAGE_SIDE
                                                               for n in size)):
-            return f"'shown.images[{i}].size' must be [width, height] in pixels, got {_short(size)}"
+            return f"'shown.images[{i}].size' must be [width, height] in pixels, got {short_repr(size)}"
         mode = ref.get("mode")
         if type(mode) is not str or not 0 < len(mode) <= 16:
-            return f"'shown.images[{i}].mode' must be a short text (an image mode), got {_short(mode)}"
+            return f"'shown.images[{i}].mode' must be a short text (an image mode), got {short_repr(mode)}"
         sha = ref.get("sha256")
         if sha is not None and not is_digest(sha):
-            return f"'shown.images[{i}].sha256' must be 64 lowercase hex digits, got {_short(sha)}"
+            return f"'shown.images[{i}].sha256' must be 64 lowercase hex digits, got {short_repr(sha)}"
     return None
 
 
@@ -279,11 +281,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 def is_digest(value: Any) -> bool:
     """A well-formed sha256 hex digest (64 lowercase hex digits): safe to join into a file name."""
     return type(value) is str and len(value) == 64 and _HEX64.fullmatch(value) is not None
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import index
+from harness.escaping import short_repr
 
 SELECT_RULES = ("latest", "most-episodes", "best")
 FIELD_PATHS = {"model": "model.name", "backend": "model.backend", "recipe": "training.recipe",
@@ -169,11 +170,6 @@ def _check_keys(what: str, body: Mapping[str, Any], allowed: set[str]) -> None:
         raise BoardError(f"{what}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _show(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _get(where: str, body: Mapping[str, Any], key: str, kind: str, default: Any = None) -> Any:
     """``body[key]`` checked to be of ``kind`` (str, int, num, bool), or ``default`` when absent."""
     if key not in body:
@@ -185,33 +181,33 @@ def _get(where: str, body: Mapping[str, Any], key: str, kind: str, default: Any 
           "bool": isinstance(v, bool)}[kind]
     if not ok:
         noun = {"str": "a string", "int": "an integer", "num": "a finite number", "bool": "true or false"}[kind]
-        raise BoardError(f"{where}.{key} must be {noun}, got {_show(v)}")
+        raise BoardError(f"{where}.{key} must be {noun}, got {short_repr(v)}")
     return float(v) if kind == "num" else v
 
 
 def _choice(where: str, body: Mapping[str, Any], key: str, options: tuple[str, ...], default: Any = None) -> Any:
     v = _get(where, body, key, "str", default)
     if v is not None and v not in options:
-        raise BoardError(f"{where}.{key} must be one of {', '.join(options)}, got {_show(v)}")
+        raise BoardError(f"{where}.{key} must be one of {', '.join(options)}, got {short_repr(v)}")
     return v
 
 
 def _tables(where: str, data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     v = data.get(key) or []
     if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
-        raise BoardError(f"{where}: '{key}' must be an array of tables ([[{key}]]), got {_show(v)}")
+        raise BoardError(f"{where}: '{key}' must be an array of tables ([[{key}]]), got {short_repr(v)}")
     return v
 
 
 def _where_table(where: str, body: Mapping[str, Any]) -> dict[str, Any]:
     v = body.get("where") or {}
     if not isinstance(v, Mapping):
-        raise BoardError(f"{where}.where must be a table of field = value, got {_show(v)}")
+        raise BoardError(f"{where}.where must be a table of field = value, got {short_repr(v)}")
     for path, want in v.items():
         if not _DOTTED.match(str(path)):
-            raise BoardError(f"{where}.where: {_show(path)} is not a field path like 'gen.temperature'")
+            raise BoardError(f"{where}.where: {short_repr(path)} is not a field path like 'gen.temperature'")
         if not (isinstance(want, str | bool | int) or (isinstance(want, float) and math.isfinite(want))):
-            raise BoardError(f"{where}.where.{path} must be a string, number or boolean, got {_show(want)}")
+            raise BoardError(f"{where}.where.{path} must be a string, number or boolean, got {short_repr(want)}")
     return dict(v)
 
 
@@ -221,7 +217,7 @@ def check_template(text: str, where: str) -> None:
     try:
         parts = list(string.Formatter().parse(text))
     except ValueError as exc:
-        raise BoardError(f"{where}: {_show(text)} is not a valid template ({exc}); "
+        raise BoardError(f"{where}: {short_repr(text)} is not a valid template ({exc}); "
                          "write {{ for a literal brace") from None
     for _, name, spec, conv in parts:
         if name is None:
@@ -250,7 +246,7 @@ def _flops(where: str, r: Mapping[str, Any]) -> float | tuple[float, float] | No
     flops = r.get("flops")
     if isinstance(flops, list):
         if len(flops) != 2:
-            raise BoardError(f"{where}.flops must be a number or [low, high], got {_show(flops)}")
+            raise BoardError(f"{where}.flops must be a number or [low, high], got {short_repr(flops)}")
         lo, hi = (_get(f"{where}.flops", {"low": flops[0], "high": flops[1]}, k, "num") for k in ("low", "high"))
         if lo > hi:
             raise BoardError(f"{where}.flops: low {lo:g} is above high {hi:g}")
@@ -266,7 +262,7 @@ def _row(where: str, r: Mapping[str, Any]) -> RowSpec:
     expand = (expand,) if isinstance(expand, str) else expand
     if not isinstance(expand, list | tuple) or not all(isinstance(e, str) and _DOTTED.match(e) for e in expand):
         raise BoardError(f"{where}.expand must be a field name or a list of them (model, recipe, flops, "
-                         f"step, backend or a dotted record path), got {_show(r.get('expand'))}")
+                         f"step, backend or a dotted record path), got {short_repr(r.get('expand'))}")
     label = _get(where, r, "label", "str")
     series = _get(where, r, "series", "str")
     if expand:
@@ -299,7 +295,7 @@ def parse_board(data: Mapping[str, Any], *, name: str = "board", path: str | Non
     status = data.get("status", ["complete"])
     status = [status] if isinstance(status, str) else status
     if not isinstance(status, list) or not status or not all(isinstance(x, str) for x in status):
-        raise BoardError(f"{where}.status must be a run status or a list of them, got {_show(data.get('status'))}")
+        raise BoardError(f"{where}.status must be a run status or a list of them, got {short_repr(data.get('status'))}")
     alpha = _get(where, data, "alpha", "num", 0.05)
     if not 0 < alpha < 1:
         raise BoardError(f"{where}.alpha must be between 0 and 1, got {alpha:g}")
