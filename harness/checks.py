@@ -92,3 +92,20 @@ def check_float(value: Any, where: str, low: float | None = None, high: float | 
 
 
 __all__ = ["ConfigError", "check_args", "check_float", "check_int", "check_value"]
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def as_bool(value: object, name: str) -> bool:
+    """A task arg that is a switch: a bool, or one of the words a command line gives (``true``, ``0``, ``on``...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from harness.checks import as_bool
 from harness.env import TextEnv
 from harness.types import MetricSpec, Observation, SplitSpec, TaskSpec
 
@@ -146,7 +147,7 @@ class SimpleTask:
         after = options.pop("answer_after_budget", None) if "answer_after_budget" not in valid else None
         task = cls(**options)
         if after is not None:
-            task.answer_after_budget = _as_bool(after, "answer_after_budget")
+            task.answer_after_budget = as_bool(after, "answer_after_budget")
         return SimpleEnv(task, int(verify_iter or cls.verify_iter))
 
     @classmethod
@@ -233,12 +234,6 @@ class SimpleEnv(TextEnv):
         return self.task.random_answer(self.problem, rng)
 
 
-def _as_bool(x: object, name: str) -> bool:
-    if isinstance(x, bool):
-        return x
-    if isinstance(x, str) and x.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return x.strip().lower() in ("1", "true", "yes", "on")
-    raise ValueError(f"{name} must be true or false, got {x!r}")
 
 
 __all__ = ["BUDGET_SPENT", "Judgement", "SimpleEnv", "SimpleTask"]

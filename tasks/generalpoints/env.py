@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from harness.checks import as_bool
 from harness.simple_task import Judgement, SimpleTask
 from harness.types import MetricSpec, Observation, SplitSpec
 from harness_tasks.generalpoints import solver
@@ -75,8 +76,8 @@ class GeneralPoints(SimpleTask):
         self.rule = check_rule(rule)
         self.suits = parse_suits(suits)
         self.target = _as_int(target, "target")
-        self.face_card = self.rule == "ood" if face_card is None else _as_bool(face_card, "face_card")
-        self.answer_after_budget = _as_bool(answer_after_budget, "answer_after_budget")
+        self.face_card = self.rule == "ood" if face_card is None else as_bool(face_card, "face_card")
+        self.answer_after_budget = as_bool(answer_after_budget, "answer_after_budget")
         self.image_size = parse_size(image_size)
         self.card_images = load_card_images(str(card_images)) if card_images and self.vision else None
         if face_card_msg is not None and not isinstance(face_card_msg, str):
@@ -210,12 +211,3 @@ def _as_int(x: object, name: str) -> int:
         raise ValueError(f"{name} must be an integer, got {x!r}") from None
 
 
-def _as_bool(x: object, name: str) -> bool:
-    if isinstance(x, bool):
-        return x
-    if isinstance(x, str):
-        if x.strip().lower() in ("1", "true", "yes", "on"):
-            return True
-        if x.strip().lower() in ("0", "false", "no", "off"):
-            return False
-    raise ValueError(f"{name} must be true or false, got {x!r}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import templates
+from harness.checks import as_bool
 from harness.env import TextEnv
 from harness.types import Observation
 from harness_tasks.virl.city import STYLES, get_city
@@ -48,14 +49,6 @@ def _styles(value: str | Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown city style(s) {', '.join(unknown)}; known: {', '.join(STYLES)}")
     return names
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def _number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float:
@@ -101,7 +94,7 @@ class VirlEnv(TextEnv):
         if route_order not in ROUTE_ORDERS:
             raise ValueError(f"route_order must be one of {', '.join(ROUTE_ORDERS)}, got {route_order!r}")
         self.route_order = route_order
-        self.answer_after_budget = _bool(answer_after_budget, "answer_after_budget")
+        self.answer_after_budget = as_bool(answer_after_budget, "answer_after_budget")
         self.data: DataSet | None = load_data(data) if data else None  # validates every file up front
         real_views = self.data is not None and self.data.views is not None
         default_size = 1200 if real_views else DEFAULT_IMAGE_SIZE
